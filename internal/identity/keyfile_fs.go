@@ -1,0 +1,129 @@
+package identity
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// WriteKeyFile encrypts kf with passphrase (Argon2id, default cost) and
+// writes it to path with mode 0600. It never replaces an existing file: the
+// file is written to a temporary file in the same directory, synced, and
+// linked into place only if path does not exist yet, so a crash leaves
+// either no file or a complete one.
+func WriteKeyFile(path string, kf *KeyFile, passphrase []byte) error {
+	return writeKeyFile(path, kf, passphrase, writeOptions{cost: defaultKDFCost(), cipher: cipherXChaCha, rand: rand.Reader})
+}
+
+func writeKeyFile(path string, kf *KeyFile, passphrase []byte, opt writeOptions) error {
+	// Check before the (slow) KDF; installNew checks again atomically.
+	if _, err := os.Lstat(path); err == nil {
+		return existsError(path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	data, err := encryptKeyFile(kf, passphrase, opt)
+	if err != nil {
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	return installNew(path, data)
+}
+
+func existsError(path string) error {
+	return fmt.Errorf("%w: %s; remove it first or choose another path", ErrKeyFileExists, path)
+}
+
+// installNew writes data to a synced temporary file and moves it to path
+// without replacing anything there.
+func installNew(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	defer func() {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+	}()
+	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	if err := linkNoReplace(tmp.Name(), path); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write key file %s: sync directory: %w", path, err)
+	}
+	return nil
+}
+
+// linkNoReplace makes path name the file tmp names, failing if path
+// exists. A hard link does that atomically; where the file system has no
+// hard links it falls back to a check and a rename.
+func linkNoReplace(tmp, path string) error {
+	err := os.Link(tmp, path)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return existsError(path)
+	}
+	if _, serr := os.Lstat(path); serr == nil {
+		return existsError(path)
+	}
+	if rerr := os.Rename(tmp, path); rerr != nil {
+		return fmt.Errorf("write key file %s: %w (link: %v)", path, rerr, err)
+	}
+	return nil
+}
+
+// ReadKeyFile reads and decrypts the key file at path. It refuses a file
+// that group or others can access (ErrKeyFileMode), and a wrong passphrase
+// gives ErrWrongPassphrase.
+func ReadKeyFile(path string, passphrase []byte) (*KeyFile, error) {
+	data, err := readKeyFileBytes(path)
+	if err != nil {
+		return nil, err
+	}
+	kf, err := decryptKeyFile(data, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return kf, nil
+}
+
+func readKeyFileBytes(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrKeyFileFormat, path)
+	}
+	if err := checkKeyFileMode(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	return data, nil
+}
