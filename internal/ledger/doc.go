@@ -1,0 +1,16 @@
+// Package ledger is zerogrid's replicated record: an ABCI 2.0 application
+// that CometBFT runs on every validator.
+//
+// It holds twins (accounts with a signed key log), farms, nodes, deployment
+// contracts and gateway name contracts. Every change is a transaction
+// signed over its canonical encoding (see tx.go and
+// docs/formats/transaction.md) carrying the signer's next sequence number
+// and an expiry, so a transaction applies at most once and only within its
+// window. The state is a sorted key-value store whose app hash chains the
+// hash of every block's write set, so two validators agree on the hash only
+// if they agree on every byte of state (see store.go).
+//
+// Rules are enforced in one place, the executor (exec_*.go), which both
+// CheckTx (against committed state) and FinalizeBlock (against the block's
+// pending state) call; nothing a client sends can skip them.
+package ledger

@@ -1,0 +1,304 @@
+package ledger
+
+import (
+	"crypto/sha256"
+
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+// checkDeployment validates spec bytes, secrets and the owner's deployment
+// signature, returning the resources the spec needs.
+func checkDeployment(ctx *execCtx, owner *Twin, d Deployment, rawSpec, secrets []byte, sig Sig) (spec.Resources, error) {
+	s, err := spec.Decode(rawSpec)
+	if err != nil {
+		return spec.Resources{}, reject(CodeInvalid, "%v", err)
+	}
+	if len(secrets) > MaxSecretsBytes {
+		return spec.Resources{}, reject(CodeInvalid, "sealed secrets are %d bytes, limit %d", len(secrets), MaxSecretsBytes)
+	}
+	if !owner.ActiveKey(sig.Key) {
+		return spec.Resources{}, reject(CodeUnauthorized, "spec is signed by %s, which is not a current key of twin %d", sig.Key, owner.ID)
+	}
+	if err := sig.Key.Verify(TagDeployment, TxVersion, d, sig.Sig); err != nil {
+		return spec.Resources{}, reject(CodeBadSignature, "spec signature does not verify over the deployment (twin %d, node %d, generation %d)", d.Twin, d.Node, d.Generation)
+	}
+	return s.Total()
+}
+
+// DeploymentFor returns what an owner signs for a contract generation.
+func DeploymentFor(chain string, twin, node uint64, nonce []byte, gen uint64, rawSpec, secrets []byte) Deployment {
+	return Deployment{
+		Chain: chain, Twin: twin, Node: node, Nonce: nonce, Generation: gen,
+		SpecHash: sha256.Sum256(rawSpec), SecretsHash: sha256.Sum256(secrets),
+	}
+}
+
+func execContractCreate(ctx *execCtx, acct *account, op *ContractCreate) error {
+	t, err := requireTwin(acct, "creating a contract")
+	if err != nil {
+		return err
+	}
+	if len(op.Nonce) < MinNonceBytes || len(op.Nonce) > MaxNonceBytes {
+		return reject(CodeInvalid, "client nonce is %d bytes, want %d..%d", len(op.Nonce), MinNonceBytes, MaxNonceBytes)
+	}
+	var prior uint64
+	if found, err := getObj(ctx.st, kNonce(t.ID, op.Nonce), &prior); err != nil {
+		return err
+	} else if found {
+		return reject(CodeConflict, "twin %d already created contract %d with this nonce", t.ID, prior)
+	}
+	n, err := loadNode(ctx.st, op.Node)
+	if err != nil {
+		return err
+	}
+	d := DeploymentFor(ctx.chain, t.ID, n.ID, op.Nonce, 1, op.Spec, op.Secrets)
+	if _, err := checkDeployment(ctx, t, d, op.Spec, op.Secrets, op.SpecSig); err != nil {
+		return err
+	}
+	id, err := nextID(ctx, func(c *Counters) *uint64 { return &c.Contract })
+	if err != nil {
+		return err
+	}
+	c := &Contract{
+		ID: id, Owner: t.ID, Node: n.ID, Nonce: op.Nonce, State: StateCreated, Generation: 1,
+		Spec: op.Spec, SpecHash: d.SpecHash, SpecSig: op.SpecSig, Secrets: op.Secrets, SecretsHash: d.SecretsHash,
+		Created: ctx.height, Updated: ctx.height, Deadline: ctx.height + ctx.params.AcceptDeadlineBlocks,
+	}
+	if err := saveContract(ctx, c); err != nil {
+		return err
+	}
+	for _, kv := range []struct {
+		k string
+		v any
+	}{{kNonce(t.ID, op.Nonce), id}, {kByTwin(t.ID, id), true}, {kByNode(n.ID, id), true}, {kDeadline(c.Deadline, id), true}} {
+		if err := putObj(ctx.st, kv.k, kv.v); err != nil {
+			return err
+		}
+	}
+	ctx.emitContract(c, "create")
+	return ctx.setResult(TxResult{ID: id})
+}
+
+func (ctx *execCtx) emitContract(c *Contract, action string) {
+	ctx.emit("contract", "id", u(c.ID), "owner", u(c.Owner), "node", u(c.Node), "action", action, "state", c.State)
+}
+
+func saveContract(ctx *execCtx, c *Contract) error {
+	c.Updated = ctx.height
+	return putObj(ctx.st, kContract(c.ID), c)
+}
+
+// ownedLive loads a contract the signer owns and that is still live.
+func ownedLive(ctx *execCtx, acct *account, id uint64, what string) (*Twin, *Contract, error) {
+	t, err := requireTwin(acct, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := loadContract(ctx.st, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Owner != t.ID {
+		return nil, nil, reject(CodeUnauthorized, "contract %d belongs to twin %d; only its owner may change it", id, c.Owner)
+	}
+	if !c.Live() {
+		return nil, nil, reject(CodeConflict, "contract %d is %s", id, c.State)
+	}
+	return t, c, nil
+}
+
+func execContractUpdate(ctx *execCtx, acct *account, op *ContractUpdate) error {
+	t, c, err := ownedLive(ctx, acct, op.Contract, "updating a contract")
+	if err != nil {
+		return err
+	}
+	if op.Generation != c.Generation+1 {
+		return reject(CodeConflict, "contract %d is at generation %d; an update must carry generation %d (someone else updated it: re-read and retry)", c.ID, c.Generation, c.Generation+1)
+	}
+	d := DeploymentFor(ctx.chain, t.ID, c.Node, c.Nonce, op.Generation, op.Spec, op.Secrets)
+	if _, err := checkDeployment(ctx, t, d, op.Spec, op.Secrets, op.SpecSig); err != nil {
+		return err
+	}
+	c.Generation = op.Generation
+	c.Spec, c.SpecHash, c.SpecSig = op.Spec, d.SpecHash, op.SpecSig
+	c.Secrets, c.SecretsHash = op.Secrets, d.SecretsHash
+	if err := saveContract(ctx, c); err != nil {
+		return err
+	}
+	ctx.emitContract(c, "update")
+	return ctx.setResult(TxResult{ID: c.ID})
+}
+
+func execContractCancel(ctx *execCtx, acct *account, op *ContractCancel) error {
+	_, c, err := ownedLive(ctx, acct, op.Contract, "cancelling a contract")
+	if err != nil {
+		return err
+	}
+	if err := endContract(ctx, c, StateCancelled, "cancelled by owner"); err != nil {
+		return err
+	}
+	ctx.emitContract(c, "cancel")
+	return ctx.setResult(TxResult{ID: c.ID})
+}
+
+// endContract moves c to a final state and frees its node reservation.
+func endContract(ctx *execCtx, c *Contract, state, reason string) error {
+	if c.State == StateCreated {
+		ctx.st.del(kDeadline(c.Deadline, c.ID))
+	}
+	if c.Reserved != (spec.Resources{}) {
+		n, err := loadNode(ctx.st, c.Node)
+		if err != nil {
+			return err
+		}
+		n.Reserved = n.Reserved.Sub(c.Reserved)
+		if err := putObj(ctx.st, kNode(n.ID), n); err != nil {
+			return err
+		}
+		c.Reserved = spec.Resources{}
+	}
+	c.State, c.Reason = state, reason
+	return saveContract(ctx, c)
+}
+
+// addressed loads a live contract addressed to the signing node.
+func addressed(ctx *execCtx, acct *account, id, gen uint64, what string) (*Node, *Contract, error) {
+	n, err := requireNode(acct, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := loadContract(ctx.st, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Node != n.ID {
+		return nil, nil, reject(CodeUnauthorized, "contract %d is addressed to node %d, not node %d", id, c.Node, n.ID)
+	}
+	if !c.Live() {
+		return nil, nil, reject(CodeConflict, "contract %d is %s", id, c.State)
+	}
+	if gen != c.Generation {
+		return nil, nil, reject(CodeConflict, "contract %d is at generation %d, not %d", id, c.Generation, gen)
+	}
+	return n, c, nil
+}
+
+func execContractAccept(ctx *execCtx, acct *account, op *ContractAccept) error {
+	n, c, err := addressed(ctx, acct, op.Contract, op.Generation, "accepting a contract")
+	if err != nil {
+		return err
+	}
+	if c.Accepted == c.Generation {
+		return reject(CodeConflict, "contract %d generation %d is already accepted", c.ID, c.Generation)
+	}
+	need, err := specTotal(c.Spec)
+	if err != nil {
+		return err
+	}
+	others := n.Reserved.Sub(c.Reserved)
+	total, err := others.Add(need)
+	if err != nil || !total.Fits(n.Capacity) {
+		return reject(CodeNoCapacity, "node %d cannot fit contract %d: needs %s, free %s", n.ID, c.ID, need, n.Capacity.Sub(others))
+	}
+	n.Reserved = total
+	if err := putObj(ctx.st, kNode(n.ID), n); err != nil {
+		return err
+	}
+	if c.State == StateCreated {
+		ctx.st.del(kDeadline(c.Deadline, c.ID))
+		c.Deadline = 0
+	}
+	c.Reserved, c.Accepted, c.State, c.Reason = need, c.Generation, StateAccepted, ""
+	if err := saveContract(ctx, c); err != nil {
+		return err
+	}
+	ctx.emitContract(c, "accept")
+	return ctx.setResult(TxResult{ID: c.ID})
+}
+
+func specTotal(raw []byte) (spec.Resources, error) {
+	s, err := spec.Decode(raw)
+	if err != nil {
+		return spec.Resources{}, err
+	}
+	return s.Total()
+}
+
+var workloadStates = map[string]bool{
+	WorkloadPending: true, WorkloadProvisioning: true, WorkloadReady: true,
+	WorkloadDegraded: true, WorkloadFailed: true,
+}
+
+func execContractReport(ctx *execCtx, acct *account, op *ContractReport) error {
+	_, c, err := addressed(ctx, acct, op.Contract, op.Generation, "a status report")
+	if err != nil {
+		return err
+	}
+	if c.Accepted != op.Generation {
+		return reject(CodeConflict, "contract %d generation %d is not accepted yet; accept it before reporting", c.ID, op.Generation)
+	}
+	if op.EventSeq < c.EventSeq || (op.EventSeq == c.EventSeq && op.EventHead != c.EventHead && c.EventSeq != 0) {
+		return reject(CodeConflict, "event log head %d goes back from %d: a node cannot rewrite what it reported", op.EventSeq, c.EventSeq)
+	}
+	total, err := checkWorkloads(c, op.Workloads)
+	if err != nil {
+		return err
+	}
+	c.Workloads, c.ReportGen, c.EventSeq, c.EventHead = op.Workloads, op.Generation, op.EventSeq, op.EventHead
+	c.State, c.Reason = summarize(op.Workloads, total)
+	if err := saveContract(ctx, c); err != nil {
+		return err
+	}
+	ctx.emitContract(c, "report")
+	return ctx.setResult(TxResult{ID: c.ID})
+}
+
+// checkWorkloads checks a report against the spec and returns how many
+// workloads the spec has.
+func checkWorkloads(c *Contract, ws []WorkloadStatus) (int, error) {
+	s, err := spec.Decode(c.Spec)
+	if err != nil {
+		return 0, err
+	}
+	names := make(map[string]bool, len(s.Workloads))
+	for _, w := range s.Workloads {
+		names[w.Name] = true
+	}
+	if len(ws) > len(names) {
+		return 0, reject(CodeInvalid, "report has %d workloads, the spec %d", len(ws), len(names))
+	}
+	for _, w := range ws {
+		if !names[w.Name] {
+			return 0, reject(CodeInvalid, "report names workload %q, which the spec does not have", w.Name)
+		}
+		delete(names, w.Name) // also rejects duplicates
+		if !workloadStates[w.State] {
+			return 0, reject(CodeInvalid, "workload %q has unknown state %q", w.Name, w.State)
+		}
+		if len(w.Reason) > 512 {
+			return 0, reject(CodeInvalid, "workload %q reason is longer than 512 bytes", w.Name)
+		}
+	}
+	return len(s.Workloads), nil
+}
+
+// summarize derives the contract state from its workloads: failed if any
+// failed, degraded if any degraded, ready if all total workloads are
+// ready, else accepted.
+func summarize(ws []WorkloadStatus, total int) (string, string) {
+	state, reason, ready := StateReady, "", 0
+	for _, w := range ws {
+		switch w.State {
+		case WorkloadFailed:
+			return StateFailed, w.Name + ": " + w.Reason
+		case WorkloadDegraded:
+			state, reason = StateDegraded, w.Name+": "+w.Reason
+		case WorkloadReady:
+			ready++
+		}
+	}
+	if state == StateReady && ready != total {
+		return StateAccepted, ""
+	}
+	return state, reason
+}

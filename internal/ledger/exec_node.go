@@ -1,0 +1,95 @@
+package ledger
+
+import (
+	"unicode/utf8"
+)
+
+func execFarmCreate(ctx *execCtx, acct *account, op *FarmCreate) error {
+	t, err := requireTwin(acct, "creating a farm")
+	if err != nil {
+		return err
+	}
+	if op.Name == "" || len(op.Name) > MaxFarmNameLen || !utf8.ValidString(op.Name) {
+		return reject(CodeInvalid, "farm name must be 1..%d bytes of UTF-8", MaxFarmNameLen)
+	}
+	id, err := nextID(ctx, func(c *Counters) *uint64 { return &c.Farm })
+	if err != nil {
+		return err
+	}
+	f := &Farm{ID: id, Owner: t.ID, Name: op.Name, Created: ctx.height}
+	if err := putObj(ctx.st, kFarm(id), f); err != nil {
+		return err
+	}
+	ctx.emit("farm", "id", u(id), "owner", u(t.ID), "action", "create")
+	return ctx.setResult(TxResult{ID: id})
+}
+
+func execNodeRegister(ctx *execCtx, acct *account, op *NodeRegister) error {
+	farm, err := loadFarm(ctx.st, op.Farm)
+	if err != nil {
+		return err
+	}
+	if err := checkFarmApproval(ctx, farm, acct, op); err != nil {
+		return err
+	}
+	if op.SealKey.IsZero() {
+		return reject(CodeInvalid, "node registration has no sealing key")
+	}
+	id, err := nextID(ctx, func(c *Counters) *uint64 { return &c.Node })
+	if err != nil {
+		return err
+	}
+	n := &Node{ID: id, Farm: farm.ID, Key: acct.key, SealKey: op.SealKey, Seq: 1, Registered: ctx.height}
+	if err := putObj(ctx.st, kNode(id), n); err != nil {
+		return err
+	}
+	if err := putObj(ctx.st, kKey(acct.key), KeyRef{Node: id}); err != nil {
+		return err
+	}
+	ctx.emit("node", "id", u(id), "farm", u(farm.ID), "action", "register")
+	return ctx.setResult(TxResult{ID: id})
+}
+
+// checkFarmApproval verifies the farm owner's consent to this node key.
+func checkFarmApproval(ctx *execCtx, farm *Farm, acct *account, op *NodeRegister) error {
+	ap := op.Approval
+	switch {
+	case ap.Body.Chain != ctx.chain:
+		return reject(CodeWrongChain, "farm approval is for chain %q", ap.Body.Chain)
+	case ap.Body.Farm != farm.ID:
+		return reject(CodeInvalid, "farm approval is for farm %d, not %d", ap.Body.Farm, farm.ID)
+	case !ap.Body.Node.Equal(acct.key):
+		return reject(CodeUnauthorized, "farm approval is for node key %s, not the signer %s", ap.Body.Node.NodeString(), acct.key.NodeString())
+	case ap.Body.Expires < ctx.now:
+		return reject(CodeExpired, "farm approval expired at %d; ask the farm owner for a new one", ap.Body.Expires)
+	}
+	owner, err := loadTwin(ctx.st, farm.Owner)
+	if err != nil {
+		return err
+	}
+	if !owner.ActiveKey(ap.Key) {
+		return reject(CodeUnauthorized, "farm approval is signed by %s, which is not a current key of farm %d's owner (twin %d)", ap.Key, farm.ID, owner.ID)
+	}
+	if err := ap.Key.Verify(TagFarmApprove, TxVersion, ap.Body, ap.Sig); err != nil {
+		return reject(CodeBadSignature, "farm approval signature does not verify")
+	}
+	return nil
+}
+
+func execNodeHeartbeat(ctx *execCtx, acct *account, op *NodeHeartbeat) error {
+	n, err := requireNode(acct, "a heartbeat")
+	if err != nil {
+		return err
+	}
+	if len(op.Version) > MaxVersionLen || !utf8.ValidString(op.Version) {
+		return reject(CodeInvalid, "software version must be at most %d bytes of UTF-8", MaxVersionLen)
+	}
+	n.Capacity = op.Capacity
+	n.Version = op.Version
+	n.LastHeartbeat = ctx.now
+	if err := putObj(ctx.st, kNode(n.ID), n); err != nil {
+		return err
+	}
+	ctx.emit("node", "id", u(n.ID), "action", "heartbeat")
+	return ctx.setResult(TxResult{ID: n.ID})
+}

@@ -1,0 +1,266 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/wire"
+)
+
+// Domain tags and versions of the signed objects defined here.
+const (
+	TagTx          = "tx"
+	TagDeployment  = "deployment"
+	TagFarmApprove = "farm-approve-node"
+	TxVersion      = 1
+)
+
+// Size limits on transactions.
+const (
+	MaxTxBytes      = 192 << 10
+	MaxSecretsBytes = 64 << 10
+	MaxNonceBytes   = 64
+	MinNonceBytes   = 8
+	MaxSigs         = 4
+	MaxVersionLen   = 64
+	MaxFarmNameLen  = 64
+)
+
+// Tx is a signed transaction. Sigs[0] is the signer: its key names the
+// account whose sequence Body.Seq must match. Every signature covers
+// wire.Digest(TagTx, TxVersion, Body).
+type Tx struct {
+	Body Body  `cbor:"body"`
+	Sigs []Sig `cbor:"sigs"`
+}
+
+// Sig is one signature with the key that made it.
+type Sig struct {
+	Key identity.PublicKey `cbor:"key"`
+	Sig identity.Signature `cbor:"sig"`
+}
+
+// Body is what a transaction's signatures cover.
+type Body struct {
+	Chain   string `cbor:"chain"`         // chain id: a tx is valid on one chain only
+	Seq     uint64 `cbor:"seq,omitempty"` // the signer account's next sequence number
+	Expires int64  `cbor:"exp"`           // unix seconds; rejected in blocks whose time is later
+	Op      Op     `cbor:"op"`
+}
+
+// Op holds exactly one operation.
+type Op struct {
+	TwinRegister   *TwinRegister   `cbor:"twin_register,omitempty"`
+	TwinAddKey     *TwinAddKey     `cbor:"twin_add_key,omitempty"`
+	TwinRevokeKey  *TwinRevokeKey  `cbor:"twin_revoke_key,omitempty"`
+	FarmCreate     *FarmCreate     `cbor:"farm_create,omitempty"`
+	NodeRegister   *NodeRegister   `cbor:"node_register,omitempty"`
+	NodeHeartbeat  *NodeHeartbeat  `cbor:"node_heartbeat,omitempty"`
+	ContractCreate *ContractCreate `cbor:"contract_create,omitempty"`
+	ContractUpdate *ContractUpdate `cbor:"contract_update,omitempty"`
+	ContractCancel *ContractCancel `cbor:"contract_cancel,omitempty"`
+	ContractAccept *ContractAccept `cbor:"contract_accept,omitempty"`
+	ContractReport *ContractReport `cbor:"contract_report,omitempty"`
+	NameClaim      *NameClaim      `cbor:"name_claim,omitempty"`
+	NameRelease    *NameRelease    `cbor:"name_release,omitempty"`
+}
+
+// TwinRegister creates a twin whose root key is the signer. The signature
+// over a body bound to this chain is the proof of possession of that key.
+type TwinRegister struct {
+	Name string `cbor:"name,omitempty"` // optional display name
+}
+
+// TwinAddKey adds a device key. Cert must be signed by the twin's root key
+// and name this twin; Proof is the device key's signature over
+// DeviceProof{Chain, Twin, Device}, proving the device holds its key.
+type TwinAddKey struct {
+	Cert  identity.SignedDeviceCert `cbor:"cert"`
+	Proof identity.Signature        `cbor:"proof"`
+}
+
+// DeviceProof is the context a device key signs with
+// identity.ProvePossession when it is added to a twin.
+type DeviceProof struct {
+	Chain  string             `cbor:"chain"`
+	Twin   uint64             `cbor:"twin"`
+	Device identity.PublicKey `cbor:"device"`
+}
+
+// TwinRevokeKey revokes a device key. The root key may revoke any device
+// key of its twin; a device key may revoke itself. The root is never revoked.
+type TwinRevokeKey struct {
+	Key identity.PublicKey `cbor:"key"`
+}
+
+// FarmCreate creates a farm owned by the signing twin.
+type FarmCreate struct {
+	Name string `cbor:"name"`
+}
+
+// NodeRegister registers the signing key as a node of Farm. Approval is the
+// farm owner's consent, signed by one of the owner's current keys.
+type NodeRegister struct {
+	Farm     uint64                 `cbor:"farm"`
+	SealKey  identity.SealPublicKey `cbor:"seal_key"`
+	Approval FarmApproval           `cbor:"approval"`
+}
+
+// FarmApproval is a farm owner's signature (TagFarmApprove) over
+// FarmApprovalBody.
+type FarmApproval struct {
+	Body FarmApprovalBody   `cbor:"body"`
+	Key  identity.PublicKey `cbor:"key"`
+	Sig  identity.Signature `cbor:"sig"`
+}
+
+// FarmApprovalBody names the farm, the node key it admits and until when.
+type FarmApprovalBody struct {
+	Chain   string             `cbor:"chain"`
+	Farm    uint64             `cbor:"farm"`
+	Node    identity.PublicKey `cbor:"node"`
+	Expires int64              `cbor:"exp"`
+}
+
+// NodeHeartbeat reports a node's total capacity and software version.
+type NodeHeartbeat struct {
+	Capacity spec.Resources `cbor:"capacity"`
+	Version  string         `cbor:"version"`
+}
+
+// Deployment is what a twin signs (TagDeployment) for a node to run: it
+// binds the spec and sealed secrets to the owner, node, nonce and
+// generation, so a node can check the owner's consent without trusting
+// anyone who relays it.
+type Deployment struct {
+	Chain       string   `cbor:"chain"`
+	Twin        uint64   `cbor:"twin"`
+	Node        uint64   `cbor:"node"`
+	Nonce       []byte   `cbor:"nonce"`
+	Generation  uint64   `cbor:"gen"`
+	SpecHash    [32]byte `cbor:"spec_hash"`
+	SecretsHash [32]byte `cbor:"secrets_hash"`
+}
+
+// ContractCreate asks Node to run Spec. SpecSig is a signature over the
+// Deployment (generation 1) by one of the owner's current keys.
+type ContractCreate struct {
+	Node    uint64 `cbor:"node"`
+	Nonce   []byte `cbor:"nonce"`
+	Spec    []byte `cbor:"spec"`
+	Secrets []byte `cbor:"secrets,omitempty"` // HPKE ciphertext sealed to the node's key
+	SpecSig Sig    `cbor:"spec_sig"`
+}
+
+// ContractUpdate replaces the spec; Generation must be the contract's
+// current generation plus one (optimistic concurrency).
+type ContractUpdate struct {
+	Contract   uint64 `cbor:"contract"`
+	Generation uint64 `cbor:"gen"`
+	Spec       []byte `cbor:"spec"`
+	Secrets    []byte `cbor:"secrets,omitempty"`
+	SpecSig    Sig    `cbor:"spec_sig"`
+}
+
+// ContractCancel ends a contract; only its owner may.
+type ContractCancel struct {
+	Contract uint64 `cbor:"contract"`
+}
+
+// ContractAccept is the addressed node taking on a generation of a
+// contract; it reserves the capacity in the same transaction.
+type ContractAccept struct {
+	Contract   uint64 `cbor:"contract"`
+	Generation uint64 `cbor:"gen"`
+}
+
+// ContractReport is the node's signed status of a contract's workloads and
+// the head of its hash-chained event log for the deployment.
+type ContractReport struct {
+	Contract   uint64           `cbor:"contract"`
+	Generation uint64           `cbor:"gen"`
+	Workloads  []WorkloadStatus `cbor:"workloads"`
+	EventSeq   uint64           `cbor:"event_seq"`
+	EventHead  [32]byte         `cbor:"event_head"`
+}
+
+// NameClaim claims a gateway name for the signing twin.
+type NameClaim struct {
+	Name string `cbor:"name"`
+}
+
+// NameRelease gives a name up; only its owner may.
+type NameRelease struct {
+	Name string `cbor:"name"`
+}
+
+// Kind names the single operation in op, or "" when there is not exactly one.
+func (op *Op) Kind() string {
+	kinds := []struct {
+		set  bool
+		name string
+	}{
+		{op.TwinRegister != nil, "twin_register"}, {op.TwinAddKey != nil, "twin_add_key"},
+		{op.TwinRevokeKey != nil, "twin_revoke_key"}, {op.FarmCreate != nil, "farm_create"},
+		{op.NodeRegister != nil, "node_register"}, {op.NodeHeartbeat != nil, "node_heartbeat"},
+		{op.ContractCreate != nil, "contract_create"}, {op.ContractUpdate != nil, "contract_update"},
+		{op.ContractCancel != nil, "contract_cancel"}, {op.ContractAccept != nil, "contract_accept"},
+		{op.ContractReport != nil, "contract_report"}, {op.NameClaim != nil, "name_claim"},
+		{op.NameRelease != nil, "name_release"},
+	}
+	kind := ""
+	for _, k := range kinds {
+		if k.set {
+			if kind != "" {
+				return ""
+			}
+			kind = k.name
+		}
+	}
+	return kind
+}
+
+// DecodeTx parses canonical transaction bytes and checks everything that
+// needs no state: size, shape, and every signature.
+func DecodeTx(b []byte) (*Tx, error) {
+	if len(b) > MaxTxBytes {
+		return nil, reject(CodeMalformed, "transaction is %d bytes, limit %d", len(b), MaxTxBytes)
+	}
+	var tx Tx
+	if err := wire.Unmarshal(b, &tx); err != nil {
+		return nil, reject(CodeMalformed, "cannot decode transaction: %v", err)
+	}
+	if tx.Body.Op.Kind() == "" {
+		return nil, reject(CodeMalformed, "transaction must hold exactly one operation")
+	}
+	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigs {
+		return nil, reject(CodeMalformed, "transaction has %d signatures, want 1..%d", len(tx.Sigs), MaxSigs)
+	}
+	for i, s := range tx.Sigs {
+		if err := s.Key.Verify(TagTx, TxVersion, tx.Body, s.Sig); err != nil {
+			return nil, reject(CodeBadSignature, "signature %d by %s does not verify over the transaction body", i, s.Key)
+		}
+	}
+	return &tx, nil
+}
+
+// Signer is the key of the first signature: the account the tx acts for.
+func (tx *Tx) Signer() identity.PublicKey { return tx.Sigs[0].Key }
+
+// SignTx builds a transaction signed by key.
+func SignTx(key identity.PrivateKey, body Body) (*Tx, []byte, error) {
+	if body.Op.Kind() == "" {
+		return nil, nil, fmt.Errorf("ledger: transaction must hold exactly one operation")
+	}
+	sig, err := key.Sign(TagTx, TxVersion, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx := &Tx{Body: body, Sigs: []Sig{{Key: key.Public(), Sig: sig}}}
+	b, err := wire.Marshal(tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tx, b, nil
+}
