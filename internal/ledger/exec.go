@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"fmt"
 	"strconv"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -212,52 +211,24 @@ func nextID(ctx *execCtx, field func(*Counters) *uint64) (uint64, error) {
 	return *p, nil
 }
 
-func loadTwin(r reader, id uint64) (*Twin, error) {
-	var t Twin
-	found, err := getObj(r, kTwin(id), &t)
+// load reads the record at key, or a CodeNotFound rejection naming it.
+func load[T any](r reader, key, what string, id uint64) (*T, error) {
+	var v T
+	found, err := getObj(r, key, &v)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, reject(CodeNotFound, "twin %d does not exist", id)
+		return nil, reject(CodeNotFound, "%s %d does not exist", what, id)
 	}
-	return &t, nil
+	return &v, nil
 }
 
-func loadNode(r reader, id uint64) (*Node, error) {
-	var n Node
-	found, err := getObj(r, kNode(id), &n)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, reject(CodeNotFound, "node %d does not exist", id)
-	}
-	return &n, nil
-}
-
-func loadFarm(r reader, id uint64) (*Farm, error) {
-	var f Farm
-	found, err := getObj(r, kFarm(id), &f)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, reject(CodeNotFound, "farm %d does not exist", id)
-	}
-	return &f, nil
-}
-
+func loadTwin(r reader, id uint64) (*Twin, error) { return load[Twin](r, kTwin(id), "twin", id) }
+func loadNode(r reader, id uint64) (*Node, error) { return load[Node](r, kNode(id), "node", id) }
+func loadFarm(r reader, id uint64) (*Farm, error) { return load[Farm](r, kFarm(id), "farm", id) }
 func loadContract(r reader, id uint64) (*Contract, error) {
-	var c Contract
-	found, err := getObj(r, kContract(id), &c)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, reject(CodeNotFound, "contract %d does not exist", id)
-	}
-	return &c, nil
+	return load[Contract](r, kContract(id), "contract", id)
 }
 
 // keyEntry returns the device key entry for k, or nil (also for the root).
@@ -278,5 +249,3 @@ func (t *Twin) ActiveKey(k identity.PublicKey) bool {
 	e := t.keyEntry(k)
 	return e != nil && e.Revoked == 0
 }
-
-var _ = fmt.Sprintf

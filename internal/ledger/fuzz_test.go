@@ -100,7 +100,9 @@ func newFuzzWorld(t testing.TB) *fuzzWorld {
 	return w
 }
 
-func (w *fuzzWorld) signerOf(op byte) identity.PublicKey { return w.keys[int(op>>4)%len(w.keys)].Public() }
+func (w *fuzzWorld) signerOf(op byte) identity.PublicKey {
+	return w.keys[int(op>>4)%len(w.keys)].Public()
+}
 
 // txFor builds a transaction: the low nibble of op picks the operation, the
 // high nibble the signer; arg picks ids and amounts.

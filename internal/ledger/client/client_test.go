@@ -1,0 +1,205 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/chain"
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+// startLedger runs a real one-validator ledger in process and dials it.
+func startLedger(t *testing.T, params ledger.Params) *Client {
+	t.Helper()
+	home := t.TempDir()
+	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := ledger.NewApp(db, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appState, err := ledger.MarshalGenesis(ledger.GenesisState{Params: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	node, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0",
+		BlockInterval: 200 * time.Millisecond, AppState: appState}, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := node.Stop(); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	})
+	c, err := Dial(ctx, "http://"+node.RPCAddr(), Options{CommitTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func key(t *testing.T) identity.PrivateKey {
+	k, err := identity.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustSubmit(t *testing.T, s *Signer, op ledger.Op) *Result {
+	t.Helper()
+	res, err := s.Submit(t.Context(), op)
+	if err != nil {
+		t.Fatalf("%s: %v", op.Kind(), err)
+	}
+	if res.Height == 0 {
+		t.Fatalf("%s: no commit height", op.Kind())
+	}
+	return res
+}
+
+func TestClientAgainstRealLedger(t *testing.T) {
+	t.Parallel()
+	p := ledger.DefaultParams()
+	p.AcceptDeadlineBlocks = 3
+	c := startLedger(t, p)
+	ctx := t.Context()
+	if c.Chain() != chain.DefaultChainID {
+		t.Fatalf("chain id %q", c.Chain())
+	}
+	user, farmer, node := key(t), key(t), key(t)
+	us, fs, ns := c.Signer(user), c.Signer(farmer), c.Signer(node)
+	twin := mustSubmit(t, us, ledger.Op{TwinRegister: &ledger.TwinRegister{Name: "alice"}}).ID
+	mustSubmit(t, fs, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	farm := mustSubmit(t, fs, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}}).ID
+	nodeID := registerNode(t, c, ns, farmer, farm, node)
+
+	t.Run("Queries", func(t *testing.T) {
+		tw, err := c.TwinByKey(ctx, user.Public())
+		if err != nil || tw.ID != twin || tw.Name != "alice" {
+			t.Fatalf("twin by key: %+v %v", tw, err)
+		}
+		if _, err := c.Twin(ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing twin: %v", err)
+		}
+		n, err := c.Node(ctx, nodeID)
+		if err != nil || n.Farm != farm || !n.Key.Equal(node.Public()) {
+			t.Fatalf("node: %+v %v", n, err)
+		}
+		st, err := c.Status(ctx)
+		if err != nil || st.Height < 1 || len(st.Validators) != 1 || st.AppHash == "" {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+	})
+
+	t.Run("ErrRejectedAtAdmission", func(t *testing.T) {
+		_, err := c.Signer(user).Submit(ctx, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+		var rej *ledger.Rejection
+		if !errors.As(err, &rej) || rej.Code != ledger.CodeConflict || rej.Reason == "" {
+			t.Fatalf("re-register: %v", err)
+		}
+	})
+
+	// Watch from now: a contract is created, then expires unaccepted.
+	from, err := c.LatestHeight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	events := c.WatchContracts(wctx, from, ContractFilter{Node: nodeID})
+	id := mustSubmit(t, us, createOp(t, c, user, twin, nodeID)).ID
+	want := []string{"create", "expire"}
+	for _, action := range want {
+		ev, ok := <-events
+		if !ok {
+			t.Fatalf("watch ended before %q", action)
+		}
+		if ev.Contract != id || ev.Action != action {
+			t.Fatalf("event %+v, want %s of contract %d", ev, action, id)
+		}
+	}
+	list, err := c.ContractsByTwin(ctx, twin)
+	if err != nil || len(list) != 1 || list[0].State != ledger.StateExpired {
+		t.Fatalf("contracts by twin: %+v %v", list, err)
+	}
+	byNode, err := c.ContractsByNode(ctx, nodeID)
+	if err != nil || len(byNode) != 1 {
+		t.Fatalf("contracts by node: %+v %v", byNode, err)
+	}
+}
+
+// TestPipelinedSubmits sends many transactions from one key at once: the
+// signer's sequence tracking must keep them all valid.
+func TestPipelinedSubmits(t *testing.T) {
+	t.Parallel()
+	c := startLedger(t, ledger.DefaultParams())
+	s := c.Signer(key(t))
+	mustSubmit(t, s, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	const n = 40
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Submit(t.Context(), ledger.Op{NameClaim: &ledger.NameClaim{Name: fmt.Sprintf("name-%d", i)}})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	acct, err := c.Account(t.Context(), s.Key())
+	if err != nil || acct.Seq != n+1 {
+		t.Fatalf("account after %d txs: %+v %v", n, acct, err)
+	}
+}
+
+func registerNode(t *testing.T, c *Client, ns *Signer, farmer identity.PrivateKey, farm uint64, node identity.PrivateKey) uint64 {
+	t.Helper()
+	body := ledger.FarmApprovalBody{Chain: c.Chain(), Farm: farm, Node: node.Public(), Expires: time.Now().Add(time.Hour).Unix()}
+	sig, err := farmer.Sign(ledger.TagFarmApprove, ledger.TxVersion, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := node.SealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mustSubmit(t, ns, ledger.Op{NodeRegister: &ledger.NodeRegister{Farm: farm, SealKey: seal.Public(),
+		Approval: ledger.FarmApproval{Body: body, Key: farmer.Public(), Sig: sig}}}).ID
+	mustSubmit(t, ns, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 8 << 30, Disk: 100 << 30}, Version: "test"}})
+	return id
+}
+
+func createOp(t *testing.T, c *Client, owner identity.PrivateKey, twin, node uint64) ledger.Op {
+	s := &spec.Spec{Version: spec.Version, Workloads: []spec.Workload{{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 100, Memory: 64 << 20}}}}
+	raw, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	d := ledger.DeploymentFor(c.Chain(), twin, node, nonce, 1, raw, nil)
+	sig, err := owner.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, SpecSig: ledger.Sig{Key: owner.Public(), Sig: sig}}}
+}

@@ -1,0 +1,131 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/wire"
+)
+
+// ChainInfo returns the chain id, params and height.
+func (c *Client) ChainInfo(ctx context.Context) (*ledger.ChainInfo, error) {
+	var v ledger.ChainInfo
+	return &v, c.query(ctx, ledger.QueryChain, nil, &v)
+}
+
+// Account returns which twin or node a key belongs to and its next sequence.
+func (c *Client) Account(ctx context.Context, key identity.PublicKey) (*ledger.Account, error) {
+	var v ledger.Account
+	return &v, c.query(ctx, ledger.QueryAccount+key.String(), nil, &v)
+}
+
+// Twin returns a twin by id.
+func (c *Client) Twin(ctx context.Context, id uint64) (*ledger.Twin, error) {
+	var v ledger.Twin
+	return &v, c.query(ctx, fmt.Sprintf("%s%d", ledger.QueryTwin, id), nil, &v)
+}
+
+// TwinByKey returns the twin that holds key (root or device).
+func (c *Client) TwinByKey(ctx context.Context, key identity.PublicKey) (*ledger.Twin, error) {
+	a, err := c.Account(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if a.Twin == 0 {
+		return nil, fmt.Errorf("%w: key %s is a node key, not a twin's", ErrNotFound, key)
+	}
+	return c.Twin(ctx, a.Twin)
+}
+
+// Farm returns a farm by id.
+func (c *Client) Farm(ctx context.Context, id uint64) (*ledger.Farm, error) {
+	var v ledger.Farm
+	return &v, c.query(ctx, fmt.Sprintf("%s%d", ledger.QueryFarm, id), nil, &v)
+}
+
+// Node returns a node by id.
+func (c *Client) Node(ctx context.Context, id uint64) (*ledger.Node, error) {
+	var v ledger.Node
+	return &v, c.query(ctx, fmt.Sprintf("%s%d", ledger.QueryNode, id), nil, &v)
+}
+
+// Contract returns a deployment contract by id.
+func (c *Client) Contract(ctx context.Context, id uint64) (*ledger.Contract, error) {
+	var v ledger.Contract
+	return &v, c.query(ctx, fmt.Sprintf("%s%d", ledger.QueryContract, id), nil, &v)
+}
+
+// Name returns the contract of a gateway name.
+func (c *Client) Name(ctx context.Context, name string) (*ledger.NameContract, error) {
+	var v ledger.NameContract
+	return &v, c.query(ctx, ledger.QueryName+name, nil, &v)
+}
+
+// ContractsByTwin returns all contracts a twin owns, in id order.
+func (c *Client) ContractsByTwin(ctx context.Context, twin uint64) ([]ledger.Contract, error) {
+	return c.list(ctx, fmt.Sprintf("%s%d", ledger.QueryTwinContracts, twin))
+}
+
+// ContractsByNode returns all contracts addressed to a node, in id order.
+func (c *Client) ContractsByNode(ctx context.Context, node uint64) ([]ledger.Contract, error) {
+	return c.list(ctx, fmt.Sprintf("%s%d", ledger.QueryNodeContracts, node))
+}
+
+func (c *Client) list(ctx context.Context, path string) ([]ledger.Contract, error) {
+	var out []ledger.Contract
+	req := ledger.ListRequest{}
+	for {
+		data, err := wire.Marshal(req)
+		if err != nil {
+			return nil, err
+		}
+		var page ledger.ContractList
+		if err := c.query(ctx, path, data, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Contracts...)
+		if !page.More || len(page.Contracts) == 0 {
+			return out, nil
+		}
+		req.After = page.Contracts[len(page.Contracts)-1].ID
+	}
+}
+
+// Status is the chain's view from one validator.
+type Status struct {
+	Chain      string      `json:"chain_id"`
+	Height     int64       `json:"height"`
+	AppHash    string      `json:"app_hash"`
+	BlockTime  string      `json:"block_time"`
+	CatchingUp bool        `json:"catching_up"`
+	Validators []Validator `json:"validators"`
+}
+
+// Validator is one member of the validator set.
+type Validator struct {
+	Address string `json:"address"`
+	PubKey  string `json:"pub_key"`
+	Power   int64  `json:"power"`
+}
+
+// Status reports height, app hash and the validator set.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	h := st.SyncInfo.LatestBlockHeight
+	s := &Status{Chain: st.NodeInfo.Network, Height: h, AppHash: st.SyncInfo.LatestAppHash.String(),
+		BlockTime: st.SyncInfo.LatestBlockTime.UTC().Format("2006-01-02T15:04:05Z"), CatchingUp: st.SyncInfo.CatchingUp}
+	perPage := 100
+	vs, err := c.rpc.Validators(ctx, nil, nil, &perPage)
+	if err != nil {
+		return nil, fmt.Errorf("validators: %w", err)
+	}
+	for _, v := range vs.Validators {
+		s.Validators = append(s.Validators, Validator{Address: v.Address.String(), PubKey: fmt.Sprintf("%X", v.PubKey.Bytes()), Power: v.VotingPower})
+	}
+	return s, nil
+}
