@@ -27,9 +27,10 @@ type App struct {
 	chain  string
 	params Params
 
-	check *overlay // mempool view: committed state plus accepted CheckTx writes
-	block *overlay // the block being finalized
-	next  meta     // meta of the block being finalized
+	check    *overlay    // mempool view: committed state plus accepted CheckTx writes
+	block    *overlay    // the block being finalized
+	next     meta        // meta of the block being finalized
+	verified verifiedSet // txs whose signatures CheckTx checked
 }
 
 // Options configure an App.
@@ -44,7 +45,7 @@ func NewApp(db dbm.DB, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{store: st, log: opts.Logger, now: opts.Now, params: DefaultParams()}
+	a := &App{store: st, log: opts.Logger, now: opts.Now, params: DefaultParams(), verified: verifiedSet{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +105,7 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	tx, err := DecodeTx(req.Tx)
+	tx, err := a.verified.decode(req.Tx, true)
 	if err == nil {
 		child := newOverlay(a.check)
 		ctx := &execCtx{st: child, chain: a.chain, params: a.params,
@@ -120,6 +121,24 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 		return &abci.CheckTxResponse{Code: uint32(CodeOf(err)), Codespace: Codespace, Log: ReasonOf(err)}, nil
 	}
 	return &abci.CheckTxResponse{Code: 0}, nil
+}
+
+// PrepareProposal keeps CometBFT's choice of transactions but puts each
+// signer's transactions in sequence order: a mempool that received them
+// from several peers may hold them out of order, and a block must not fail
+// sequence n+1 because n comes after it. Only the positions a signer's
+// transactions already occupy are reused, so nothing else moves.
+func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
+	txs := orderBySequence(req.Txs)
+	var size int64
+	for i, tx := range txs {
+		size += int64(len(tx))
+		if req.MaxTxBytes > 0 && size > req.MaxTxBytes {
+			txs = txs[:i]
+			break
+		}
+	}
+	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 
 // ProcessProposal accepts every proposal: a transaction that fails is
@@ -157,7 +176,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 
 // deliver applies one transaction; only state corruption is an error.
 func (a *App) deliver(raw []byte, height, now int64) (*abci.ExecTxResult, error) {
-	tx, err := DecodeTx(raw)
+	tx, err := a.verified.decode(raw, false)
 	var ctx *execCtx
 	if err == nil {
 		ctx = &execCtx{st: newOverlay(a.block), chain: a.chain, params: a.params, height: height, now: now}

@@ -39,7 +39,7 @@ func execNodeRegister(ctx *execCtx, acct *account, op *NodeRegister) error {
 	if err != nil {
 		return err
 	}
-	n := &Node{ID: id, Farm: farm.ID, Key: acct.key, SealKey: op.SealKey, Seq: 1, Registered: ctx.height}
+	n := &Node{ID: id, Farm: farm.ID, Key: acct.key, SealKey: op.SealKey.Bytes(), Seq: 1, Registered: ctx.height}
 	if err := putObj(ctx.st, kNode(id), n); err != nil {
 		return err
 	}

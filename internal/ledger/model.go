@@ -41,16 +41,16 @@ type Farm struct {
 
 // Node is a machine that runs contracts.
 type Node struct {
-	ID            uint64                 `cbor:"id" json:"id"`
-	Farm          uint64                 `cbor:"farm" json:"farm"`
-	Key           identity.PublicKey     `cbor:"key" json:"-"`
-	SealKey       identity.SealPublicKey `cbor:"seal_key" json:"-"`
-	Seq           uint64                 `cbor:"seq,omitempty" json:"seq"`
-	Capacity      spec.Resources         `cbor:"capacity" json:"capacity"`
-	Reserved      spec.Resources         `cbor:"reserved" json:"reserved"`
-	Version       string                 `cbor:"version,omitempty" json:"version,omitempty"`
-	LastHeartbeat int64                  `cbor:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"` // unix seconds
-	Registered    int64                  `cbor:"registered" json:"registered_height"`
+	ID            uint64             `cbor:"id" json:"id"`
+	Farm          uint64             `cbor:"farm" json:"farm"`
+	Key           identity.PublicKey `cbor:"key" json:"-"`
+	SealKey       []byte             `cbor:"seal_key" json:"-"` // checked at registration; parse with Seal`
+	Seq           uint64             `cbor:"seq,omitempty" json:"seq"`
+	Capacity      spec.Resources     `cbor:"capacity" json:"capacity"`
+	Reserved      spec.Resources     `cbor:"reserved" json:"reserved"`
+	Version       string             `cbor:"version,omitempty" json:"version,omitempty"`
+	LastHeartbeat int64              `cbor:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"` // unix seconds
+	Registered    int64              `cbor:"registered" json:"registered_height"`
 }
 
 // Contract states.
@@ -145,3 +145,9 @@ func kByNode(node, id uint64) string           { return u64key("by-node/", node,
 func kDeadline(height int64, id uint64) string { return u64key("deadline/", uint64(height), id) }
 func kNonce(twin uint64, nonce []byte) string  { return u64key("nonce/", twin) + string(nonce) }
 func kName(name string) string                 { return "name/" + name }
+
+// Seal parses the node's sealing key (validated when the node registered;
+// kept as bytes so that reading a node record does not parse an ML-KEM key).
+func (n *Node) Seal() (identity.SealPublicKey, error) {
+	return identity.NewSealPublicKey(n.SealKey)
+}

@@ -224,6 +224,16 @@ func (op *Op) Kind() string {
 // DecodeTx parses canonical transaction bytes and checks everything that
 // needs no state: size, shape, and every signature.
 func DecodeTx(b []byte) (*Tx, error) {
+	tx, err := decodeUnverified(b)
+	if err != nil {
+		return nil, err
+	}
+	return tx, tx.verify()
+}
+
+// decodeUnverified parses and shape-checks a transaction without checking
+// its signatures.
+func decodeUnverified(b []byte) (*Tx, error) {
 	if len(b) > MaxTxBytes {
 		return nil, reject(CodeMalformed, "transaction is %d bytes, limit %d", len(b), MaxTxBytes)
 	}
@@ -237,12 +247,17 @@ func DecodeTx(b []byte) (*Tx, error) {
 	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigs {
 		return nil, reject(CodeMalformed, "transaction has %d signatures, want 1..%d", len(tx.Sigs), MaxSigs)
 	}
+	return &tx, nil
+}
+
+// verify checks every signature over the body.
+func (tx *Tx) verify() error {
 	for i, s := range tx.Sigs {
 		if err := s.Key.Verify(TagTx, TxVersion, tx.Body, s.Sig); err != nil {
-			return nil, reject(CodeBadSignature, "signature %d by %s does not verify over the transaction body", i, s.Key)
+			return reject(CodeBadSignature, "signature %d by %s does not verify over the transaction body", i, s.Key)
 		}
 	}
-	return &tx, nil
+	return nil
 }
 
 // Signer is the key of the first signature: the account the tx acts for.
