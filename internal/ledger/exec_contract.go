@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/sha256"
 
+	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
@@ -230,22 +231,27 @@ var workloadStates = map[string]bool{
 }
 
 func execContractReport(ctx *execCtx, acct *account, op *ContractReport) error {
-	_, c, err := addressed(ctx, acct, op.Contract, op.Generation, "a status report")
+	n, c, err := addressed(ctx, acct, op.Contract, op.Generation, "a status report")
 	if err != nil {
 		return err
 	}
-	if c.Accepted != op.Generation {
-		return reject(CodeConflict, "contract %d generation %d is not accepted yet; accept it before reporting", c.ID, op.Generation)
+	if len(op.Events) > MaxReportEvents {
+		return reject(CodeInvalid, "report carries %d events, limit %d", len(op.Events), MaxReportEvents)
 	}
-	if op.EventSeq < c.EventSeq || (op.EventSeq == c.EventSeq && op.EventHead != c.EventHead && c.EventSeq != 0) {
-		return reject(CodeConflict, "event log head %d goes back from %d: a node cannot rewrite what it reported", op.EventSeq, c.EventSeq)
+	seq, head, err := eventlog.Verify(n.Key, c.ID, c.EventSeq, c.EventHead, op.Events)
+	if err != nil {
+		return reject(CodeConflict, "events do not continue contract %d's event log at %d: %v (a node cannot rewrite what it reported)", c.ID, c.EventSeq, err)
 	}
 	total, err := checkWorkloads(c, op.Workloads)
 	if err != nil {
 		return err
 	}
-	c.Workloads, c.ReportGen, c.EventSeq, c.EventHead = op.Workloads, op.Generation, op.EventSeq, op.EventHead
-	c.State, c.Reason = summarize(op.Workloads, total)
+	state, reason := summarize(op.Workloads, total)
+	if c.Accepted != op.Generation && state != StateFailed {
+		return reject(CodeConflict, "contract %d generation %d is not accepted: accept it first, or report it failed to refuse it", c.ID, op.Generation)
+	}
+	c.Workloads, c.ReportGen, c.EventSeq, c.EventHead = op.Workloads, op.Generation, seq, head
+	c.State, c.Reason = state, reason
 	if err := saveContract(ctx, c); err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 	case 7:
 		o.ContractCancel = &ContractCancel{Contract: id}
 	case 8:
-		o.ContractReport = &ContractReport{Contract: id, Generation: 1, EventSeq: uint64(arg), Workloads: []WorkloadStatus{{Name: "web", State: WorkloadReady}, {Name: "data", State: WorkloadReady}}}
+		o.ContractReport = &ContractReport{Contract: id, Generation: 1, Workloads: []WorkloadStatus{{Name: "web", State: WorkloadReady}, {Name: "data", State: WorkloadReady}}}
 	case 9:
 		o.NameClaim = &NameClaim{Name: fmt.Sprintf("n%d", arg%3)}
 	case 10:

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/zerogrid/zerogrid/internal/eventlog"
+	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
@@ -97,28 +99,40 @@ func TestContractLifecycle(t *testing.T) {
 	if n.Reserved.CPU != 500 || n.Reserved.Disk != 1<<20 {
 		t.Fatalf("reservation after accept: %+v", n.Reserved)
 	}
-	report := func(gen, seq uint64, head byte, states ...string) *ContractReport {
-		r := &ContractReport{Contract: id, Generation: gen, EventSeq: seq}
-		r.EventHead[0] = head
+	log := &nodeLog{key: w.node, contract: id}
+	report := func(gen uint64, events int, states ...string) *ContractReport {
+		r := &ContractReport{Contract: id, Generation: gen, Events: log.next(t, events)}
 		for i, name := range []string{"web", "data"}[:len(states)] {
 			r.Workloads = append(r.Workloads, WorkloadStatus{Name: name, State: states[i], Reason: "r"})
 		}
 		return r
 	}
-	w.must(w.node, Op{ContractReport: report(1, 3, 1, WorkloadReady, WorkloadReady)})
-	if c = w.contract(id); c.State != StateReady || c.EventSeq != 3 {
+	w.must(w.node, Op{ContractReport: report(1, 3, WorkloadReady, WorkloadReady)})
+	if c = w.contract(id); c.State != StateReady || c.EventSeq != 3 || c.EventHead != log.head {
 		t.Fatalf("after ready report: %+v", c)
 	}
-	w.must(w.node, Op{ContractReport: report(1, 4, 2, WorkloadReady, WorkloadDegraded)})
-	if c = w.contract(id); c.State != StateDegraded || c.Reason == "" {
+	w.must(w.node, Op{ContractReport: report(1, 1, WorkloadReady, WorkloadDegraded)})
+	if c = w.contract(id); c.State != StateDegraded || c.Reason == "" || c.EventSeq != 4 {
 		t.Fatalf("after degraded report: %+v", c)
 	}
-	t.Run("ErrEventLogRewound", func(t *testing.T) {
-		w.refused(w.do(w.node, Op{ContractReport: report(1, 2, 9, WorkloadReady)}), CodeConflict)
-		w.refused(w.do(w.node, Op{ContractReport: report(1, 4, 9, WorkloadReady)}), CodeConflict)
+	t.Run("ErrEventLogRewritten", func(t *testing.T) {
+		saved := *log
+		r := report(1, 2, WorkloadReady)
+		r.Events = r.Events[1:] // a gap
+		w.refused(w.do(w.node, Op{ContractReport: r}), CodeConflict)
+		*log = saved
+		r = report(1, 1, WorkloadReady)
+		r.Events[0].Event.Reason = "edited after signing"
+		w.refused(w.do(w.node, Op{ContractReport: r}), CodeConflict)
+		*log = saved
+		rewrite := &nodeLog{key: w.node, contract: id} // start the chain over
+		r = report(1, 0, WorkloadReady)
+		r.Events = rewrite.next(t, 5)
+		w.refused(w.do(w.node, Op{ContractReport: r}), CodeConflict)
+		*log = saved
 	})
 	t.Run("ErrUnknownWorkload", func(t *testing.T) {
-		r := report(1, 5, 3)
+		r := report(1, 0)
 		r.Workloads = []WorkloadStatus{{Name: "ghost", State: WorkloadReady}}
 		w.refused(w.do(w.node, Op{ContractReport: r}), CodeInvalid)
 	})
@@ -139,7 +153,7 @@ func TestContractLifecycle(t *testing.T) {
 		t.Fatalf("after cancel: %+v, node reserved %+v", c, n.Reserved)
 	}
 	w.refused(w.do(w.user, Op{ContractCancel: &ContractCancel{Contract: id}}), CodeConflict)
-	w.refused(w.do(w.node, Op{ContractReport: report(2, 9, 9, WorkloadReady)}), CodeConflict)
+	w.refused(w.do(w.node, Op{ContractReport: report(2, 0, WorkloadReady)}), CodeConflict)
 }
 
 func TestOnlyOwnerChangesContract(t *testing.T) {
@@ -175,7 +189,7 @@ func TestOnlyAddressedNodeAcceptsAndReports(t *testing.T) {
 	w.refused(w.do(other, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}}), CodeUnauthorized)
 	w.refused(w.do(w.user, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}}), CodeUnauthorized)
 	w.must(w.node, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}})
-	rep := &ContractReport{Contract: id, Generation: 1, EventSeq: 1, Workloads: []WorkloadStatus{{Name: "web", State: WorkloadReady}}}
+	rep := &ContractReport{Contract: id, Generation: 1, Workloads: []WorkloadStatus{{Name: "web", State: WorkloadReady}}}
 	w.refused(w.do(other, Op{ContractReport: rep}), CodeUnauthorized)
 	w.must(w.node, Op{ContractReport: rep})
 	_ = otherID
@@ -260,4 +274,44 @@ func mustMarshal(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// nodeLog builds a node's signed event chain for one contract.
+type nodeLog struct {
+	key      identity.PrivateKey
+	contract uint64
+	seq      uint64
+	head     [32]byte
+}
+
+func (l *nodeLog) next(t testing.TB, n int) []eventlog.Signed {
+	var out []eventlog.Signed
+	for range n {
+		l.seq++
+		s, err := eventlog.Sign(l.key, eventlog.Event{Contract: l.contract, Seq: l.seq, Prev: l.head, Time: int64(l.seq), Kind: eventlog.KindReady, Workload: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.head, _ = s.Event.Hash()
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestNodeRefusesByReportingFailure: a node that will not run a generation
+// (a bad signature, a digest mismatch) says so on the ledger without
+// accepting it, and the owner sees why.
+func TestNodeRefusesByReportingFailure(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	id := w.must(w.user, w.createOp(w.user, w.twin, w.nodeID, testSpec(t, 100)))
+	ready := &ContractReport{Contract: id, Generation: 1, Workloads: []WorkloadStatus{{Name: "web", State: WorkloadReady}}}
+	w.refused(w.do(w.node, Op{ContractReport: ready}), CodeConflict)
+	log := &nodeLog{key: w.node, contract: id}
+	refuse := &ContractReport{Contract: id, Generation: 1, Events: log.next(t, 1),
+		Workloads: []WorkloadStatus{{Name: "web", State: WorkloadFailed, Reason: "image digest mismatch"}}}
+	w.must(w.node, Op{ContractReport: refuse})
+	if c := w.contract(id); c.State != StateFailed || c.Reason != "web: image digest mismatch" || c.Reserved != (spec.Resources{}) {
+		t.Fatalf("after refusal: %+v", c)
+	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 
+	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/wire"
@@ -175,15 +176,19 @@ type ContractAccept struct {
 	Generation uint64 `cbor:"gen"`
 }
 
-// ContractReport is the node's signed status of a contract's workloads and
-// the head of its hash-chained event log for the deployment.
+// ContractReport is the node's status of a contract's workloads, with the
+// events it recorded since its last report. The events must continue the
+// contract's event chain on the ledger (see internal/eventlog); the ledger
+// keeps the new head, and the events themselves stay in the transaction.
 type ContractReport struct {
-	Contract   uint64           `cbor:"contract"`
-	Generation uint64           `cbor:"gen"`
-	Workloads  []WorkloadStatus `cbor:"workloads"`
-	EventSeq   uint64           `cbor:"event_seq"`
-	EventHead  [32]byte         `cbor:"event_head"`
+	Contract   uint64            `cbor:"contract"`
+	Generation uint64            `cbor:"gen"`
+	Workloads  []WorkloadStatus  `cbor:"workloads"`
+	Events     []eventlog.Signed `cbor:"events,omitempty"`
 }
+
+// MaxReportEvents bounds the events one report carries.
+const MaxReportEvents = 64
 
 // NameClaim claims a gateway name for the signing twin.
 type NameClaim struct {

@@ -15,7 +15,8 @@
 //     port actually bound.
 //   - Stop closes every database the node opened, including the tx index
 //     that CometBFT itself leaves open, so the same home can be started
-//     again in the same process.
+//     again in the same process. A closed database reads as empty, because
+//     some CometBFT goroutines outlive Stop and would otherwise panic.
 //   - Prometheus metrics are always off: CometBFT registers them with the
 //     global Prometheus registry, which would panic on a second node in one
 //     process.

@@ -56,6 +56,11 @@ func TestStartRestart(t *testing.T) {
 	if _, err := latestHeight(t.Context(), c); err == nil {
 		t.Fatalf("RPC at %s still answers after Stop", n.RPCAddr())
 	}
+	// CometBFT's per-peer goroutines can outlive Stop and read the block
+	// store, which panics on a closed goleveldb; a stopped store reads empty.
+	if meta := n.cmt.BlockStore().LoadBlockMeta(1); meta != nil {
+		t.Fatalf("block store still returns height 1 after Stop")
+	}
 
 	t.Run("same app continues", func(t *testing.T) {
 		n := startTestNode(t, cfg, app)

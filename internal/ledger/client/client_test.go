@@ -11,6 +11,7 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 
+	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/chain"
@@ -202,4 +203,48 @@ func createOp(t *testing.T, c *Client, owner identity.PrivateKey, twin, node uin
 		t.Fatal(err)
 	}
 	return ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, SpecSig: ledger.Sig{Key: owner.Public(), Sig: sig}}}
+}
+
+// TestContractEventsVerify: a node reports events in two reports; the
+// client collects them from the record and verifies the chain up to the
+// ledger's head.
+func TestContractEventsVerify(t *testing.T) {
+	t.Parallel()
+	c := startLedger(t, ledger.DefaultParams())
+	user, farmer, node := key(t), key(t), key(t)
+	us, fs, ns := c.Signer(user), c.Signer(farmer), c.Signer(node)
+	twin := mustSubmit(t, us, ledger.Op{TwinRegister: &ledger.TwinRegister{}}).ID
+	mustSubmit(t, fs, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	farm := mustSubmit(t, fs, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}}).ID
+	nodeID := registerNode(t, c, ns, farmer, farm, node)
+	id := mustSubmit(t, us, createOp(t, c, user, twin, nodeID)).ID
+	mustSubmit(t, ns, ledger.Op{ContractAccept: &ledger.ContractAccept{Contract: id, Generation: 1}})
+	var seq uint64
+	var head [32]byte
+	events := func(kinds ...string) []eventlog.Signed {
+		var out []eventlog.Signed
+		for _, k := range kinds {
+			seq++
+			s, err := eventlog.Sign(node, eventlog.Event{Contract: id, Seq: seq, Prev: head, Time: time.Now().UnixMilli(), Kind: k, Workload: "web"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _ = s.Event.Hash()
+			out = append(out, s)
+		}
+		return out
+	}
+	report := func(state string, kinds ...string) ledger.Op {
+		return ledger.Op{ContractReport: &ledger.ContractReport{Contract: id, Generation: 1, Events: events(kinds...),
+			Workloads: []ledger.WorkloadStatus{{Name: "web", State: state}}}}
+	}
+	mustSubmit(t, ns, report(ledger.WorkloadProvisioning, eventlog.KindAccepted, eventlog.KindProvisioning))
+	mustSubmit(t, ns, report(ledger.WorkloadReady, eventlog.KindReady))
+	log, err := c.ContractEvents(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !log.Verified || len(log.Events) != 3 || log.Events[2].Event.Kind != eventlog.KindReady || log.Head != head {
+		t.Fatalf("log: %+v", log)
+	}
 }

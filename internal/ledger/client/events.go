@@ -1,0 +1,61 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zerogrid/zerogrid/internal/eventlog"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+)
+
+// ContractLog is a contract's verified event log.
+type ContractLog struct {
+	Contract uint64            `json:"contract"`
+	Node     uint64            `json:"node"`
+	Events   []eventlog.Signed `json:"events"`
+	Head     [32]byte          `json:"-"`
+	Verified bool              `json:"verified"`
+}
+
+// ContractEvents collects the events a node reported for a contract from
+// the committed report transactions, and verifies them: every signature is
+// the node's, every link follows the one before, and the chain ends at the
+// head the ledger holds. An error means the log as served does not verify.
+func (c *Client) ContractEvents(ctx context.Context, id uint64) (*ContractLog, error) {
+	con, err := c.Contract(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	node, err := c.Node(ctx, con.Node)
+	if err != nil {
+		return nil, err
+	}
+	out := &ContractLog{Contract: id, Node: con.Node}
+	q := fmt.Sprintf("contract.id = '%d' AND contract.action = 'report'", id)
+	perPage := 100
+	for page := 1; ; page++ {
+		res, err := c.rpc.TxSearch(ctx, q, false, &page, &perPage, "asc")
+		if err != nil {
+			return nil, fmt.Errorf("search reports of contract %d: %w", id, err)
+		}
+		for _, r := range res.Txs {
+			tx, err := ledger.DecodeTx(r.Tx)
+			if err != nil || tx.Body.Op.ContractReport == nil || r.TxResult.Code != 0 {
+				continue // not a successful report: nothing of it is on the record
+			}
+			out.Events = append(out.Events, tx.Body.Op.ContractReport.Events...)
+		}
+		if page*perPage >= res.TotalCount {
+			break
+		}
+	}
+	seq, head, err := eventlog.Verify(node.Key, id, 0, [32]byte{}, out.Events)
+	if err != nil {
+		return out, fmt.Errorf("event log of contract %d does not verify: %w", id, err)
+	}
+	if seq != con.EventSeq || head != con.EventHead {
+		return out, fmt.Errorf("event log of contract %d ends at event %d, but the ledger's head is event %d: the validator served an incomplete log", id, seq, con.EventSeq)
+	}
+	out.Head, out.Verified = head, true
+	return out, nil
+}
