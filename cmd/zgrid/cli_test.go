@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +98,29 @@ func TestCLIKeyTwinChain(t *testing.T) {
 	_, _, err = run(t, "--ledger", url, "--key", dev, "name", "claim", "after-revoke")
 	if err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked device key still signs: %v", err)
+	}
+
+	// The twin creates a farm and approves a node key for it.
+	nodeKey := filepath.Join(t.TempDir(), "node.key")
+	out, _, err = run(t, "key", "new", "--kind", "node", "--out", nodeKey)
+	if err != nil || !strings.HasPrefix(out, "zgnode1") {
+		t.Fatalf("node key: %q %v", out, err)
+	}
+	nodePub := strings.TrimSpace(out)
+	if out, _, err = run(t, "--ledger", url, "--key", key, "farm", "create", "home"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("farm create: %q %v", out, err)
+	}
+	apFile := filepath.Join(t.TempDir(), "approval.json")
+	if _, _, err = run(t, "--ledger", url, "--key", key, "farm", "approve-node", "--farm", "1", "--node", nodePub, "--out", apFile); err != nil {
+		t.Fatalf("approve-node: %v", err)
+	}
+	raw, err := os.ReadFile(apFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := ledger.ParseFarmApproval(raw)
+	if err != nil || ap.Body.Farm != 1 || ap.Body.Node.NodeString() != nodePub {
+		t.Fatalf("approval file: %+v %v", ap, err)
 	}
 
 	out, _, err = run(t, "--ledger", url, "chain", "status", "-o", "json")

@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 )
 
 func newFarmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "farm", Short: "Create and inspect farms (groups of nodes you own)"}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(newFarmApproveCmd(g), &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a farm owned by your twin; prints the farm id",
 		Args:  cobra.ExactArgs(1),
@@ -41,5 +45,54 @@ func newFarmCmd(g *globals) *cobra.Command {
 			})
 		},
 	})
+	return cmd
+}
+
+func newFarmApproveCmd(g *globals) *cobra.Command {
+	var farm uint64
+	var node, out string
+	var valid time.Duration
+	cmd := &cobra.Command{
+		Use:   "approve-node --farm ID --node zgnode1… --out FILE",
+		Short: "Sign your consent for a node key to join your farm",
+		Long: `Signs, with your key (--key, the farm owner's), your consent for the node
+key to register in the farm, and writes it to FILE for the node's operator:
+'zgridd node … --approval FILE'. The approval is bound to this ledger, the
+farm and that one key, and expires after --valid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nk, err := identity.ParseNodeKey(node)
+			if err != nil {
+				return fmt.Errorf("--node %q: %w (a node prints its key with `zgrid key show --key NODE.key`)", node, err)
+			}
+			if farm == 0 || out == "" {
+				return fmt.Errorf("--farm ID and --out FILE are required")
+			}
+			return g.withSession(cmd, func(ctx context.Context, s *session) error {
+				f, err := s.client.Farm(ctx, farm)
+				if err != nil {
+					return err
+				}
+				ap, err := ledger.NewFarmApproval(s.key.Key, s.client.Chain(), f.ID, nk, time.Now().Add(valid).Unix())
+				if err != nil {
+					return err
+				}
+				b, err := json.MarshalIndent(ap, "", "  ")
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(out, append(b, '\n'), 0o600); err != nil {
+					return err
+				}
+				return g.print(ap, func(w io.Writer) {
+					fmt.Fprintf(w, "wrote %s: node %s may join farm %d until %s\n", out, node, f.ID, time.Unix(ap.Body.Expires, 0).UTC().Format(time.RFC3339))
+				})
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&farm, "farm", 0, "your farm's id")
+	cmd.Flags().StringVar(&node, "node", "", "the node's key (zgnode1…)")
+	cmd.Flags().StringVar(&out, "out", "", "approval file to write")
+	cmd.Flags().DurationVar(&valid, "valid", 24*time.Hour, "how long the approval may be used")
 	return cmd
 }

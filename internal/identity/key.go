@@ -15,6 +15,7 @@ package identity
 import (
 	"crypto/ed25519"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -196,4 +197,18 @@ func (k *PublicKey) UnmarshalText(b []byte) error {
 	}
 	*k = p
 	return nil
+}
+
+// MarshalText gives the signature in hex (JSON uses it; CBOR does not).
+func (s Signature) MarshalText() ([]byte, error) {
+	return []byte(hex.EncodeToString(s[:])), nil
+}
+
+// UnmarshalText parses a hex signature.
+func (s *Signature) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(s) {
+		return fmt.Errorf("%w: signature is %d hex digits, want %d", ErrBadKeyLen, len(b), 2*len(s))
+	}
+	_, err := hex.Decode(s[:], b)
+	return err
 }

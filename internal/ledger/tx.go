@@ -118,10 +118,10 @@ type FarmApproval struct {
 
 // FarmApprovalBody names the farm, the node key it admits and until when.
 type FarmApprovalBody struct {
-	Chain   string             `cbor:"chain"`
-	Farm    uint64             `cbor:"farm"`
-	Node    identity.PublicKey `cbor:"node"`
-	Expires int64              `cbor:"exp"`
+	Chain   string             `cbor:"chain" json:"chain"`
+	Farm    uint64             `cbor:"farm" json:"farm"`
+	Node    identity.PublicKey `cbor:"node" json:"node"`
+	Expires int64              `cbor:"exp" json:"expires"`
 }
 
 // NodeHeartbeat reports a node's total capacity and software version.
