@@ -1,5 +1,6 @@
-// Command zgridd runs zerogrid's daemons: today the ledger validator
-// (`zgridd chain`). It only parses flags and wires internal packages.
+// Command zgridd runs zerogrid's daemons: the ledger validator (`chain`),
+// the image hub (`hub`) and the storage backend server (`zdb`). It only
+// parses flags and wires internal packages.
 package main
 
 import (
@@ -59,5 +60,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newChainCmd(g))
+	root.AddCommand(newZDBCmd(g))
+	root.AddCommand(newHubCmd(g))
 	return root
 }
