@@ -49,8 +49,8 @@ ledger, which validators replicate with Byzantine fault tolerance.`,
 	f.StringVar(&g.keyPath, "key", os.Getenv("ZGRID_KEY"), "your key file (env ZGRID_KEY)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
-	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g))
-	root.AddCommand(newEventsCmd(g))
+	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
+	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g))
 	return root
 }
 

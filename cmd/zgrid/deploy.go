@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var file string
+	var node uint64
+	cmd := &cobra.Command{
+		Use:   "deploy -f SPEC.yaml [--node ID]",
+		Short: "Sign a deployment spec and record it on the ledger as a contract; prints the contract id",
+		Long: `Reads a YAML spec (see examples/README.md), checks it completely before
+anything is sent (errors name the file, line and field), seals its secrets to
+the node's key, signs the deployment with --key and records the contract.
+The node named by --node (or by 'node:' in the spec) picks it up, accepts it
+and reports progress: follow it with 'zgrid status ID' and 'zgrid events ID'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doc, err := readSpec(file)
+			if err != nil {
+				return err
+			}
+			if node == 0 {
+				node = doc.Node
+			}
+			if node == 0 {
+				return fmt.Errorf("%s: no node: add `node: ID` to the spec or pass --node ID", file)
+			}
+			return g.withSession(cmd, func(ctx context.Context, s *session) error {
+				op, err := createOp(ctx, s, doc, node)
+				if err != nil {
+					return err
+				}
+				res, err := s.submit(ctx, "deploy", op)
+				if err != nil {
+					return err
+				}
+				return printTx(g, res, strconv.FormatUint(res.ID, 10))
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML spec")
+	cmd.Flags().Uint64Var(&node, "node", 0, "node to deploy on (overrides the spec's node:)")
+	return cmd
+}
+
+func readSpec(file string) (*spec.Document, error) {
+	if file == "" {
+		return nil, fmt.Errorf("-f SPEC.yaml is required (examples/hello.yaml is one)")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return spec.ParseYAML(file, data)
+}
+
+// createOp seals the secrets to the node and signs generation 1.
+func createOp(ctx context.Context, s *session, doc *spec.Document, node uint64) (ledger.Op, error) {
+	tw, err := s.client.TwinByKey(ctx, s.key.Public())
+	if err != nil {
+		return ledger.Op{}, fmt.Errorf("find your twin: %w (register first: `zgrid twin register`)", err)
+	}
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return ledger.Op{}, err
+	}
+	raw, sealed, sig, err := signDeployment(ctx, s, doc, tw.ID, node, nonce, 1)
+	if err != nil {
+		return ledger.Op{}, err
+	}
+	return ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, Secrets: sealed, SpecSig: sig}}, nil
+}
+
+func signDeployment(ctx context.Context, s *session, doc *spec.Document, twin, node uint64, nonce []byte, gen uint64) ([]byte, []byte, ledger.Sig, error) {
+	n, err := s.client.Node(ctx, node)
+	if err != nil {
+		return nil, nil, ledger.Sig{}, fmt.Errorf("node %d: %w", node, err)
+	}
+	seal, err := n.Seal()
+	if err != nil {
+		return nil, nil, ledger.Sig{}, err
+	}
+	raw, err := doc.Spec.Encode()
+	if err != nil {
+		return nil, nil, ledger.Sig{}, err
+	}
+	secrets := make(map[string][]byte, len(doc.Secrets))
+	for k, v := range doc.Secrets {
+		secrets[k] = v
+	}
+	sealed, err := spec.SealSecrets(seal, spec.SecretsContext{Chain: s.client.Chain(), Twin: twin, Node: node, Nonce: nonce, Generation: gen}, secrets)
+	if err != nil {
+		return nil, nil, ledger.Sig{}, err
+	}
+	d := ledger.DeploymentFor(s.client.Chain(), twin, node, nonce, gen, raw, sealed)
+	sig, err := s.key.Key.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	if err != nil {
+		return nil, nil, ledger.Sig{}, err
+	}
+	return raw, sealed, ledger.Sig{Key: s.key.Public(), Sig: sig}, nil
+}
+
+func newUpdateCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "update ID -f SPEC.yaml",
+		Short: "Replace a contract's spec (generation + 1); only workloads that changed are touched",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			doc, err := readSpec(file)
+			if err != nil {
+				return err
+			}
+			return g.withSession(cmd, func(ctx context.Context, s *session) error {
+				c, err := s.client.Contract(ctx, id)
+				if err != nil {
+					return err
+				}
+				gen := c.Generation + 1
+				raw, sealed, sig, err := signDeployment(ctx, s, doc, c.Owner, c.Node, c.Nonce, gen)
+				if err != nil {
+					return err
+				}
+				res, err := s.submit(ctx, "update", ledger.Op{ContractUpdate: &ledger.ContractUpdate{Contract: id, Generation: gen, Spec: raw, Secrets: sealed, SpecSig: sig}})
+				if err != nil {
+					return err
+				}
+				return printTx(g, res, fmt.Sprintf("contract %d at generation %d", id, gen))
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the new YAML spec")
+	return cmd
+}
+
+func parseID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("contract id %q: want a positive number (zgrid deploy prints it)", s)
+	}
+	return id, nil
+}
+
+type statusOut struct {
+	ID         uint64                  `json:"id"`
+	State      string                  `json:"state"`
+	Reason     string                  `json:"reason,omitempty"`
+	Node       uint64                  `json:"node"`
+	Generation uint64                  `json:"generation"`
+	Accepted   uint64                  `json:"accepted_generation"`
+	Reported   uint64                  `json:"reported_generation"`
+	Workloads  []ledger.WorkloadStatus `json:"workloads"`
+	Events     uint64                  `json:"events"`
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a contract's state and each workload's condition and reason",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				con, err := c.Contract(ctx, id)
+				if err != nil {
+					return err
+				}
+				out := statusOut{ID: con.ID, State: con.State, Reason: con.Reason, Node: con.Node, Generation: con.Generation,
+					Accepted: con.Accepted, Reported: con.ReportGen, Workloads: con.Workloads, Events: con.EventSeq}
+				if out.Workloads == nil {
+					out.Workloads = []ledger.WorkloadStatus{}
+				}
+				return g.print(out, func(w io.Writer) { printStatusText(w, out) })
+			})
+		},
+	}
+}
+
+func printStatusText(w io.Writer, s statusOut) {
+	fmt.Fprintf(w, "contract %d on node %d: %s (generation %d, accepted %d)\n", s.ID, s.Node, s.State, s.Generation, s.Accepted)
+	if s.Reason != "" {
+		fmt.Fprintf(w, "reason: %s\n", s.Reason)
+	}
+	for _, wl := range s.Workloads {
+		fmt.Fprintf(w, "  %-20s %-12s %s\n", wl.Name, wl.State, wl.Reason)
+	}
+}
+
+func newCancelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "End a contract; its node removes everything the deployment created",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			return g.submitOp(cmd, "cancel", ledger.Op{ContractCancel: &ledger.ContractCancel{Contract: id}},
+				func(*client.Result) string { return fmt.Sprintf("contract %d cancelled", id) })
+		},
+	}
+}
