@@ -1,0 +1,110 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/statefile"
+)
+
+// LayoutVersion is the version of the on-disk layout; it is part of the
+// paths, so a later layout can live next to this one.
+const LayoutVersion = 1
+
+// record is a container's state.json. It is written before anything else
+// of the container is created and removed after everything else is gone,
+// so it is the list of what may exist.
+type record struct {
+	Version    int    `json:"version"`
+	Deployment uint64 `json:"deployment"`
+	Name       string `json:"name"`
+	Owner      uint64 `json:"owner"`
+	Generation uint64 `json:"generation"`
+	Hash       string `json:"hash"`        // workload.Hash of the spec workload
+	ConfigHash string `json:"config_hash"` // the same with resources zeroed
+	Image      string `json:"image"`       // the pinned reference
+	Slot       int    `json:"slot"`        // address slot (see network)
+	Unpacked   bool   `json:"unpacked"`    // rootfs is complete
+	Restarts   int    `json:"restarts"`
+}
+
+// layout computes the paths of one node's containers.
+type layout struct {
+	data     string // DataDir/workload/v1
+	run      string // RunDir (tmpfs)
+	instance string
+	cgroup   string // cgroup parent
+}
+
+func (l layout) dir(ref workload.Ref) string {
+	return filepath.Join(l.data, "containers", strconv.FormatUint(ref.Deployment, 10), ref.Name)
+}
+func (l layout) state(ref workload.Ref) string  { return filepath.Join(l.dir(ref), "state.json") }
+func (l layout) rootfs(ref workload.Ref) string { return filepath.Join(l.dir(ref), "rootfs") }
+func (l layout) hosts(ref workload.Ref) string  { return filepath.Join(l.dir(ref), "hosts") }
+func (l layout) log(ref workload.Ref) string    { return filepath.Join(l.dir(ref), "log") }
+func (l layout) blobs() string                  { return filepath.Join(l.data, "images", "blobs") }
+func (l layout) runcRoot() string               { return filepath.Join(l.run, "runc") }
+
+// id is the runc container id.
+func (l layout) id(ref workload.Ref) string { return fmt.Sprintf("zg-%d-%s", ref.Deployment, ref.Name) }
+
+// bundle is the runc bundle directory; its config.json holds secrets, so
+// it lives under the run directory.
+func (l layout) bundle(ref workload.Ref) string { return filepath.Join(l.run, "bundles", l.id(ref)) }
+
+// cgroupPath is the container's cgroup, below the node's own parent.
+func (l layout) cgroupPath(ref workload.Ref) string {
+	return fmt.Sprintf("%s/%s/%d-%s", l.cgroup, l.instance, ref.Deployment, ref.Name)
+}
+
+func (l layout) load(ref workload.Ref) (rec record, ok bool, err error) {
+	ok, err = statefile.Load(l.state(ref), &rec)
+	if err != nil || !ok {
+		return rec, ok, err
+	}
+	if rec.Version != LayoutVersion {
+		return rec, false, fmt.Errorf("%s: layout version %d, this node reads %d", l.state(ref), rec.Version, LayoutVersion)
+	}
+	return rec, true, nil
+}
+
+func (l layout) save(ref workload.Ref, rec record) error {
+	if err := os.MkdirAll(l.dir(ref), 0o700); err != nil {
+		return err
+	}
+	return statefile.Save(l.state(ref), rec)
+}
+
+// list returns the containers that have a record.
+func (l layout) list() ([]workload.Ref, error) {
+	root := filepath.Join(l.data, "containers")
+	deps, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var refs []workload.Ref
+	for _, dep := range deps {
+		id, err := strconv.ParseUint(dep.Name(), 10, 64)
+		if err != nil || !dep.IsDir() {
+			continue
+		}
+		names, err := os.ReadDir(filepath.Join(root, dep.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			ref := workload.Ref{Deployment: id, Name: n.Name()}
+			if _, err := os.Stat(l.state(ref)); err == nil {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs, nil
+}

@@ -1,0 +1,65 @@
+package workload
+
+import (
+	"context"
+
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+// Siblings gives a manager access to the other workloads of the same
+// deployment.
+type Siblings interface {
+	// HostPath returns the host directory that backs the named workload
+	// (a volume), ready to be bind-mounted into a container. It fails with
+	// ErrDependency (retryable) while that workload is not provisioned, and
+	// with a *PermanentError wrapping ErrInvalid when the spec has no
+	// mountable workload of that name.
+	HostPath(ctx context.Context, name string) (string, error)
+}
+
+// Mounter is implemented by managers whose workloads can be mounted into a
+// container (volume; later qsfs).
+type Mounter interface {
+	// HostPath returns the host directory backing workload name of
+	// deployment d; ErrNotFound (wrapped) if it is not provisioned.
+	HostPath(ctx context.Context, d Deployment, name string) (string, error)
+}
+
+// NewSiblings resolves names through the workloads of s and the managers
+// that run them, keyed by type. The reconciler sets the result as
+// Deployment.Siblings:
+//
+//	d.Siblings = workload.NewSiblings(d, s, managers)
+func NewSiblings(d Deployment, s *spec.Spec, managers map[string]Manager) Siblings {
+	return &siblings{d: d, spec: s, managers: managers}
+}
+
+type siblings struct {
+	d        Deployment
+	spec     *spec.Spec
+	managers map[string]Manager
+}
+
+func (s *siblings) HostPath(ctx context.Context, name string) (string, error) {
+	var w *spec.Workload
+	for i := range s.spec.Workloads {
+		if s.spec.Workloads[i].Name == name {
+			w = &s.spec.Workloads[i]
+		}
+	}
+	if w == nil {
+		return "", Permanent(ErrInvalid, "no workload %q in this deployment to mount", name)
+	}
+	m, ok := s.managers[w.Type].(Mounter)
+	if !ok {
+		return "", Permanent(ErrInvalid, "workload %q is a %s, which cannot be mounted", name, w.Type)
+	}
+	p, err := m.HostPath(ctx, s.d, name)
+	if IsPermanent(err) {
+		return "", err
+	}
+	if err != nil {
+		return "", Retryable(ErrDependency, "%s %q is not ready to mount: %v", w.Type, name, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,78 @@
+// Package statefile reads and writes the small JSON records in which
+// workload managers remember, on the node's disk, what they created. A
+// record is replaced atomically and durably (temporary file, fsync, rename,
+// fsync of the directory), so after a crash it holds either the old or the
+// new content, never a torn mix.
+package statefile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// MaxSize bounds a record read back from disk.
+const MaxSize = 1 << 20
+
+// Save writes v as indented JSON to path (mode 0600), atomically.
+func Save(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// Load decodes the record at path into v. ok is false, with no error, when
+// there is no record. Unknown fields are an error: a newer agent's record
+// is not silently misread.
+func Load(path string, v any) (ok bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > MaxSize {
+		return false, fmt.Errorf("%s: %d bytes, limit %d", path, fi.Size(), MaxSize)
+	}
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return true, nil
+}
+
+// WriteFile replaces path with b atomically and durably.
+func WriteFile(path string, b []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
