@@ -1,5 +1,6 @@
 // Command zgridd runs zerogrid's daemons: the ledger validator (`chain`),
-// the image hub (`hub`) and the storage backend server (`zdb`). It only
+// the node agent (`node`), the image hub (`hub`) and the storage backend
+// server (`zdb`). It only
 // parses flags and wires internal packages.
 package main
 
@@ -62,5 +63,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newChainCmd(g))
 	root.AddCommand(newZDBCmd(g))
 	root.AddCommand(newHubCmd(g))
+	root.AddCommand(newNodeCmd(g))
 	return root
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/node"
+	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/container"
+	"github.com/zerogrid/zerogrid/internal/workload/volume"
+)
+
+// Version is this build's software version, reported in heartbeats.
+const Version = "0.1.0"
+
+type nodeFlags struct {
+	ledger, key, data, approval, runDir, subnet string
+	farm                                        uint64
+	heartbeat                                   time.Duration
+	insecure                                    []string
+}
+
+func newNodeCmd(g *globals) *cobra.Command {
+	f := &nodeFlags{}
+	cmd := &cobra.Command{
+		Use:   "node --ledger URL --key FILE --farm ID --data DIR",
+		Short: "Run a node agent: pull contracts from the ledger and run them; no shell, no listener",
+		Long: `Runs the node agent. It registers the node key (--key, made with
+'zgrid key new --kind node') in the farm on first start, using the farm
+owner's approval (--approval FILE, from 'zgrid farm approve-node'), then
+reports its capacity, and turns the contracts addressed to it into running
+workloads. It only dials out: it opens no listening socket and runs no remote
+command. Stop it with Ctrl-C or SIGTERM: workloads keep running and the next
+start adopts them. The key file's passphrase comes from ZGRID_PASSPHRASE or a
+prompt.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.ledger, "ledger", "http://127.0.0.1:26657", "ledger RPC URL")
+	fl.StringVar(&f.key, "key", "", "the node's key file")
+	fl.Uint64Var(&f.farm, "farm", 0, "farm this node belongs to")
+	fl.StringVar(&f.data, "data", "", "data directory (workloads, images, event journals)")
+	fl.StringVar(&f.approval, "approval", "", "farm owner's approval file, needed on first registration")
+	fl.StringVar(&f.runDir, "run-dir", "", "tmpfs directory for container bundles (default /run/zerogrid/<instance>)")
+	fl.StringVar(&f.subnet, "subnet", "", "IPv4 range for container links, /30 each (default 10.250.0.0/16)")
+	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity")
+	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
+	return cmd
+}
+
+func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
+	if f.key == "" || f.farm == 0 || f.data == "" {
+		return fmt.Errorf("--key FILE, --farm ID and --data DIR are required")
+	}
+	log := g.logger()
+	key, err := loadNodeKey(f.key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	c, err := dialLedger(ctx, f.ledger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	approval, err := readApproval(f.approval)
+	if err != nil {
+		return err
+	}
+	id, err := node.Register(ctx, c, key, f.farm, approval, log)
+	if err != nil {
+		return err
+	}
+	managers, err := newManagers(f, log)
+	if err != nil {
+		return err
+	}
+	defer closeManagers(managers)
+	r, err := node.NewReconciler(node.Config{Client: c, Key: key, NodeID: id, Managers: managers, DataDir: f.data, Logger: log})
+	if err != nil {
+		return err
+	}
+	go node.Heartbeat(ctx, c.Signer(key), func() (spec.Resources, error) {
+		return node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
+	}, Version, f.heartbeat, log)
+	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
+	return r.Run(ctx)
+}
+
+func loadNodeKey(path string) (identity.PrivateKey, error) {
+	pass, err := identity.Passphrase("Passphrase for "+path+": ", false, os.Stdin, os.Stderr)
+	if err != nil {
+		return identity.PrivateKey{}, err
+	}
+	kf, err := identity.ReadKeyFile(path, pass)
+	if err != nil {
+		return identity.PrivateKey{}, err
+	}
+	if kf.Kind != identity.KindNode {
+		return identity.PrivateKey{}, fmt.Errorf("%s is a %s key: a node needs its own key (zgrid key new --kind node)", path, kf.Kind)
+	}
+	return kf.Key, nil
+}
+
+// dialLedger waits for the ledger to answer, so that a node started with
+// (or before) its validator does not give up.
+func dialLedger(ctx context.Context, url string) (*client.Client, error) {
+	for {
+		c, err := client.Dial(ctx, url, client.Options{})
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func readApproval(path string) (*ledger.FarmApproval, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.ParseFarmApproval(b)
+}
+
+func newManagers(f *nodeFlags, log *slog.Logger) (map[string]workload.Manager, error) {
+	clock := workload.SystemClock{}
+	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
+	if err != nil {
+		return nil, err
+	}
+	cc := container.Config{DataDir: f.data, RunDir: f.runDir, InsecureRegistries: f.insecure, Log: log.With("workload", "container"), Clock: clock}
+	if f.subnet != "" {
+		if cc.Subnet, err = netip.ParsePrefix(f.subnet); err != nil {
+			return nil, fmt.Errorf("--subnet %q: %w", f.subnet, err)
+		}
+	}
+	ctr, err := container.New(cc)
+	if err != nil {
+		vol.Close()
+		return nil, err
+	}
+	return map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr}, nil
+}
+
+func closeManagers(ms map[string]workload.Manager) {
+	for _, m := range ms {
+		_ = m.Close()
+	}
+}

@@ -1,0 +1,227 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/eventlog"
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload"
+)
+
+// grid is a real ledger with a user twin and one registered node.
+type grid struct {
+	t       *testing.T
+	c       *client.Client
+	user    identity.PrivateKey
+	twin    uint64
+	nodeKey identity.PrivateKey
+	nodeID  uint64
+}
+
+func newGrid(t *testing.T) *grid {
+	g := &grid{t: t, c: startLedger(t)}
+	ctx := t.Context()
+	g.user, _ = identity.GenerateKey(rand.Reader)
+	g.nodeKey, _ = identity.GenerateKey(rand.Reader)
+	g.twin = g.submit(g.user, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	farm := g.submit(g.user, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}})
+	ap, _ := ledger.NewFarmApproval(g.user, g.c.Chain(), farm, g.nodeKey.Public(), time.Now().Add(time.Hour).Unix())
+	var err error
+	if g.nodeID, err = Register(ctx, g.c, g.nodeKey, farm, &ap, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	g.submit(g.nodeKey, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 4 << 30, Disk: 100 << 30}}})
+	return g
+}
+
+func (g *grid) submit(k identity.PrivateKey, op ledger.Op) uint64 {
+	g.t.Helper()
+	res, err := g.c.Signer(k).Submit(g.t.Context(), op)
+	if err != nil {
+		g.t.Fatalf("%s: %v", op.Kind(), err)
+	}
+	return res.ID
+}
+
+func webSpec(t *testing.T) []byte {
+	t.Helper()
+	ctr := spec.Workload{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 500, Memory: 64 << 20}}
+	if err := ctr.SetConfig(spec.ContainerConfig{Image: "127.0.0.1:5000/hello@sha256:" + string(make64('a')),
+		Mounts: []spec.Mount{{Volume: "data", Path: "/data"}}, SecretEnv: []string{"TOKEN"}}); err != nil {
+		t.Fatal(err)
+	}
+	vol := spec.Workload{Name: "data", Type: spec.TypeVolume, Resources: spec.Resources{Disk: 1 << 30}}
+	_ = vol.SetConfig(spec.VolumeConfig{})
+	raw, err := (&spec.Spec{Version: 1, Workloads: []spec.Workload{ctr, vol}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func make64(c byte) []byte {
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+// deploy creates a contract whose spec is signed by signer (a key of twin).
+func (g *grid) deploy(signer identity.PrivateKey, raw []byte) uint64 {
+	node, err := g.c.Node(g.t.Context(), g.nodeID)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	seal, err := node.Seal()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	sealed, err := spec.SealSecrets(seal, spec.SecretsContext{Chain: g.c.Chain(), Twin: g.twin, Node: g.nodeID, Nonce: nonce, Generation: 1},
+		map[string][]byte{"TOKEN": []byte("s3cret")})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	d := ledger.DeploymentFor(g.c.Chain(), g.twin, g.nodeID, nonce, 1, raw, sealed)
+	sig, _ := signer.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	return g.submit(g.user, ledger.Op{ContractCreate: &ledger.ContractCreate{Node: g.nodeID, Nonce: nonce, Spec: raw, Secrets: sealed,
+		SpecSig: ledger.Sig{Key: signer.Public(), Sig: sig}}})
+}
+
+// agent is a running reconciler over in-memory managers.
+type agent struct {
+	cancel   context.CancelFunc
+	done     chan struct{}
+	ctr, vol *workload.Inmem
+}
+
+func (g *grid) start(dataDir string, ctr, vol *workload.Inmem) *agent {
+	a := &agent{done: make(chan struct{}), ctr: ctr, vol: vol}
+	r, err := NewReconciler(Config{Client: g.c, Key: g.nodeKey, NodeID: g.nodeID, DataDir: dataDir,
+		Managers: map[string]workload.Manager{spec.TypeContainer: ctr, spec.TypeVolume: vol},
+		Resync:   time.Second, Tick: 100 * time.Millisecond})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var ctx context.Context
+	ctx, a.cancel = context.WithCancel(g.t.Context())
+	go func() { defer close(a.done); _ = r.Run(ctx) }()
+	g.t.Cleanup(a.stop)
+	return a
+}
+
+func (a *agent) stop() {
+	a.cancel()
+	<-a.done
+}
+
+// waitState polls the contract until cond holds.
+func (g *grid) wait(id uint64, what string, cond func(*ledger.Contract) bool) *ledger.Contract {
+	g.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := g.c.Contract(g.t.Context(), id)
+		if err == nil && cond(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("contract %d never %s: %+v %v", id, what, c, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestReconcilerLifecycle(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	dataDir := t.TempDir()
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	a := g.start(dataDir, ctr, vol)
+	id := g.deploy(g.user, webSpec(t))
+	g.wait(id, "ready", func(c *ledger.Contract) bool { return c.State == ledger.StateReady })
+	web := workload.Ref{Deployment: id, Name: "web"}
+
+	// A crash is restarted by the manager and the event log says so.
+	if err := ctr.Crash(web, 137); err != nil {
+		t.Fatal(err)
+	}
+	g.wait(id, "reported the restart", func(c *ledger.Contract) bool {
+		log, err := g.c.ContractEvents(t.Context(), id)
+		if err != nil {
+			return false
+		}
+		for _, e := range log.Events {
+			if e.Event.Kind == eventlog.KindRestarted && e.Event.Workload == "web" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The agent restarts: everything is adopted, nothing is created twice.
+	a.stop()
+	before := g.mustContract(id).EventSeq
+	g.start(dataDir, ctr.Restart(), vol.Restart())
+	g.wait(id, "re-reported after restart", func(c *ledger.Contract) bool { return c.EventSeq > before && c.State == ledger.StateReady })
+	if n := ctr.Counts(web).Creates; n != 1 {
+		t.Fatalf("container created %d times across a restart", n)
+	}
+	if n := vol.Counts(workload.Ref{Deployment: id, Name: "data"}).Creates; n != 1 {
+		t.Fatalf("volume created %d times across a restart", n)
+	}
+	if _, err := g.c.ContractEvents(t.Context(), id); err != nil {
+		t.Fatalf("event log after restart: %v", err)
+	}
+
+	// Cancel removes everything.
+	g.submit(g.user, ledger.Op{ContractCancel: &ledger.ContractCancel{Contract: id}})
+	deadline := time.Now().Add(20 * time.Second)
+	for ctr.Counts(web).Removes != 1 || vol.Counts(workload.Ref{Deployment: id, Name: "data"}).Removes != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("cancelled contract's workloads not removed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (g *grid) mustContract(id uint64) *ledger.Contract {
+	c, err := g.c.Contract(g.t.Context(), id)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return c
+}
+
+// TestReconcilerRefusesRevokedSigner: a spec signed by a key the owner
+// revoked before the node saw it is never run, and the status says why.
+func TestReconcilerRefusesRevokedSigner(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	dev, _ := identity.GenerateKey(rand.Reader)
+	cert, _ := g.user.CertifyDevice(identity.DeviceCert{Twin: g.twin, Device: dev.Public(), Name: "laptop", Created: time.Now().Unix()})
+	proof, _ := identity.ProvePossession(dev, ledger.DeviceProof{Chain: g.c.Chain(), Twin: g.twin, Device: dev.Public()})
+	g.submit(g.user, ledger.Op{TwinAddKey: &ledger.TwinAddKey{Cert: cert, Proof: proof}})
+	id := g.deploy(dev, webSpec(t))
+	g.submit(g.user, ledger.Op{TwinRevokeKey: &ledger.TwinRevokeKey{Key: dev.Public()}})
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	g.start(t.TempDir(), ctr, vol)
+	c := g.wait(id, "refused", func(c *ledger.Contract) bool { return c.State == ledger.StateFailed })
+	if c.Accepted != 0 || c.Reason == "" {
+		t.Fatalf("refused contract: accepted %d reason %q", c.Accepted, c.Reason)
+	}
+	if n := ctr.Counts(workload.Ref{Deployment: id, Name: "web"}).Creates; n != 0 {
+		t.Fatal("a refused spec was run")
+	}
+	t.Logf("refusal reason: %s", c.Reason)
+}
