@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/chain"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+const testPass = "node test passphrase"
+
+// TestNodeAgentProcess runs `zgridd node` as its own process against a real
+// ledger: it registers, opens no listening socket, runs a deployment, comes
+// back after SIGKILL without duplicating anything, and removes it on cancel.
+func TestNodeAgentProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the node agent mounts volumes and makes network namespaces")
+	}
+	bin := buildZgridd(t)
+	c := startLedger(t)
+	user, _ := identity.GenerateKey(rand.Reader)
+	us := c.Signer(user)
+	submit(t, us, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	farm := submit(t, us, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}})
+	dir := t.TempDir()
+	nodeKey, keyFile := writeNodeKey(t, dir)
+	ap, _ := ledger.NewFarmApproval(user, c.Chain(), farm, nodeKey.Public(), time.Now().Add(time.Hour).Unix())
+	apFile := filepath.Join(dir, "approval.json")
+	b, _ := json.Marshal(ap)
+	os.WriteFile(apFile, b, 0o600)
+	args := []string{"node", "--ledger", c.URL(), "--key", keyFile, "--farm", fmt.Sprint(farm), "--data", filepath.Join(dir, "data"),
+		"--approval", apFile, "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"), "--subnet", "10.251.0.0/24"}
+	p := startNode(t, bin, args)
+	acct := waitFor(t, "node registered", func() (*ledger.Account, bool) {
+		a, err := c.Account(t.Context(), nodeKey.Public())
+		return a, err == nil && a.Node != 0
+	})
+	assertNoListeners(t, p.Process.Pid)
+
+	id := deployVolume(t, c, user, acct.Node)
+	waitContract(t, c, id, ledger.StateReady)
+
+	// Kill the agent hard and start it again: the deployment comes back.
+	p.Process.Kill()
+	p.Wait()
+	before, _ := c.Contract(t.Context(), id)
+	p = startNode(t, bin, args)
+	waitFor(t, "re-reported after restart", func() (*ledger.Contract, bool) {
+		con, err := c.Contract(t.Context(), id)
+		return con, err == nil && con.EventSeq > before.EventSeq && con.State == ledger.StateReady
+	})
+	vols, _ := filepath.Glob(filepath.Join(dir, "data", "workload", "v1", "volumes", fmt.Sprint(id), "*"))
+	if len(vols) != 1 {
+		t.Fatalf("volumes after restart: %v", vols)
+	}
+	if _, err := c.ContractEvents(t.Context(), id); err != nil {
+		t.Fatalf("event log: %v", err)
+	}
+
+	submit(t, us, ledger.Op{ContractCancel: &ledger.ContractCancel{Contract: id}})
+	waitFor(t, "volume removed", func() (any, bool) {
+		vols, _ := filepath.Glob(filepath.Join(dir, "data", "workload", "v1", "volumes", fmt.Sprint(id), "*"))
+		return vols, len(vols) == 0
+	})
+	p.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(); err != nil {
+		t.Fatalf("node did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
+func buildZgridd(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "zgridd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build zgridd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startLedger(t *testing.T) *client.Client {
+	home := t.TempDir()
+	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := ledger.NewApp(db, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond}, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(); db.Close() })
+	c, err := client.Dial(ctx, "http://"+n.RPCAddr(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func submit(t *testing.T, s *client.Signer, op ledger.Op) uint64 {
+	t.Helper()
+	res, err := s.Submit(t.Context(), op)
+	if err != nil {
+		t.Fatalf("%s: %v", op.Kind(), err)
+	}
+	return res.ID
+}
+
+func writeNodeKey(t *testing.T, dir string) (identity.PrivateKey, string) {
+	k, _ := identity.GenerateKey(rand.Reader)
+	kf, err := identity.NewKeyFile(identity.KindNode, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "node.key")
+	if err := identity.WriteKeyFile(path, kf, []byte(testPass)); err != nil {
+		t.Fatal(err)
+	}
+	return k, path
+}
+
+// startNode runs the agent and waits for its ready line.
+func startNode(t *testing.T, bin string, args []string) *exec.Cmd {
+	t.Helper()
+	p := exec.Command(bin, args...)
+	p.Env = append(os.Environ(), "ZGRID_PASSPHRASE="+testPass)
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "node.log"))
+	p.Stderr = logf
+	out, _ := p.StdoutPipe()
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Process.Kill()
+		p.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("node log:\n%s", b)
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "node ready") {
+				ready <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("zgridd node never said it was ready")
+	}
+	return p
+}
+
+func waitFor[T any](t *testing.T, what string, f func() (T, bool)) T {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		v, ok := f()
+		if ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: last %+v", what, v)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func waitContract(t *testing.T, c *client.Client, id uint64, state string) {
+	waitFor(t, "contract "+state, func() (*ledger.Contract, bool) {
+		con, err := c.Contract(t.Context(), id)
+		return con, err == nil && con.State == state
+	})
+}
+
+func deployVolume(t *testing.T, c *client.Client, owner identity.PrivateKey, node uint64) uint64 {
+	w := spec.Workload{Name: "data", Type: spec.TypeVolume, Resources: spec.Resources{Disk: 32 << 20}}
+	if err := w.SetConfig(spec.VolumeConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := (&spec.Spec{Version: 1, Workloads: []spec.Workload{w}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := c.Account(t.Context(), owner.Public())
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	d := ledger.DeploymentFor(c.Chain(), acct.Twin, node, nonce, 1, raw, nil)
+	sig, _ := owner.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	return submit(t, c.Signer(owner), ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, SpecSig: ledger.Sig{Key: owner.Public(), Sig: sig}}})
+}
