@@ -90,11 +90,12 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		return err
 	}
 	defer closeManagers(managers)
-	r, err := node.NewReconciler(node.Config{Client: c, Key: key, NodeID: id, Managers: managers, DataDir: f.data, Logger: log})
+	signer := c.Signer(key) // one sequence for heartbeats, accepts and reports
+	r, err := node.NewReconciler(node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: managers, DataDir: f.data, Logger: log})
 	if err != nil {
 		return err
 	}
-	go node.Heartbeat(ctx, c.Signer(key), func() (spec.Resources, error) {
+	go node.Heartbeat(ctx, signer, func() (spec.Resources, error) {
 		return node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
 	}, Version, f.heartbeat, log)
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())

@@ -149,7 +149,7 @@ func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec,
 	if c.Accepted == c.Generation {
 		return s, secrets, nil
 	}
-	_, err = d.r.cfg.Client.Signer(d.r.cfg.Key).Submit(ctx, ledger.Op{ContractAccept: &ledger.ContractAccept{Contract: c.ID, Generation: c.Generation}})
+	_, err = d.r.cfg.Signer.Submit(ctx, ledger.Op{ContractAccept: &ledger.ContractAccept{Contract: c.ID, Generation: c.Generation}})
 	switch ledger.CodeOf(err) {
 	case ledger.CodeOK:
 	case ledger.CodeNoCapacity:
@@ -390,7 +390,7 @@ func kindOf(s workload.State) string {
 func (d *deployment) report(ctx context.Context, c *ledger.Contract, statuses []ledger.WorkloadStatus) error {
 	events := d.journal.Unreported(ledger.MaxReportEvents)
 	op := ledger.Op{ContractReport: &ledger.ContractReport{Contract: c.ID, Generation: c.Generation, Workloads: statuses, Events: events}}
-	_, err := d.r.cfg.Client.Signer(d.r.cfg.Key).Submit(ctx, op)
+	_, err := d.r.cfg.Signer.Submit(ctx, op)
 	if err != nil {
 		if ledger.CodeOf(err) == ledger.CodeConflict && strings.Contains(ledger.ReasonOf(err), "event log") {
 			d.journal = nil // resynchronize with the ledger's head next pass

@@ -18,8 +18,11 @@ import (
 
 // Config wires a Reconciler.
 type Config struct {
-	Client   *client.Client
-	Key      identity.PrivateKey // the node's key
+	Client *client.Client
+	Key    identity.PrivateKey // the node's key
+	// Signer sends the node's transactions; share it with the heartbeat so
+	// that one key's sequence numbers come from one place. Nil makes one.
+	Signer   *client.Signer
 	NodeID   uint64
 	Managers map[string]workload.Manager // by spec workload type
 	DataDir  string                      // journals live in DataDir/events
@@ -73,6 +76,9 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 	cfg.defaults()
 	if cfg.Client == nil || cfg.Key.IsZero() || cfg.NodeID == 0 || len(cfg.Managers) == 0 {
 		return nil, errors.New("node: reconciler needs a client, the node key, its id and workload managers")
+	}
+	if cfg.Signer == nil {
+		cfg.Signer = cfg.Client.Signer(cfg.Key)
 	}
 	seal, err := cfg.Key.SealKey()
 	if err != nil {

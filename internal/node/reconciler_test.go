@@ -225,3 +225,23 @@ func TestReconcilerRefusesRevokedSigner(t *testing.T) {
 	}
 	t.Logf("refusal reason: %s", c.Reason)
 }
+
+// TestReconcilerManyDeployments runs several deployments at once: their
+// accepts and reports share the node's sequence numbers without conflicts.
+func TestReconcilerManyDeployments(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	g.start(t.TempDir(), ctr, vol)
+	var ids []uint64
+	for range 5 {
+		ids = append(ids, g.deploy(g.user, webSpec(t)))
+	}
+	for _, id := range ids {
+		g.wait(id, "ready", func(c *ledger.Contract) bool { return c.State == ledger.StateReady })
+		if n := ctr.Counts(workload.Ref{Deployment: id, Name: "web"}).Creates; n != 1 {
+			t.Fatalf("contract %d: container created %d times", id, n)
+		}
+	}
+}
