@@ -2,40 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	dbm "github.com/cometbft/cometbft-db"
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
-	"github.com/zerogrid/zerogrid/internal/ledger/chain"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 )
-
-func startLedger(t *testing.T) string {
-	t.Helper()
-	home := t.TempDir()
-	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := ledger.NewApp(db, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	n, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond}, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(); db.Close() })
-	return "http://" + n.RPCAddr()
-}
 
 // run executes zgrid with args and returns stdout, stderr and the error.
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -154,3 +129,5 @@ func TestCLIErrorsSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+func startLedger(t *testing.T) string { return ledgertest.Start(t, nil).URL() }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -14,12 +13,10 @@ import (
 	"testing"
 	"time"
 
-	dbm "github.com/cometbft/cometbft-db"
-
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
-	"github.com/zerogrid/zerogrid/internal/ledger/chain"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
@@ -33,7 +30,7 @@ func TestNodeAgentProcess(t *testing.T) {
 		t.Skip("needs root: the node agent mounts volumes and makes network namespaces")
 	}
 	bin := buildZgridd(t)
-	c := startLedger(t)
+	c := ledgertest.Start(t, nil)
 	user, _ := identity.GenerateKey(rand.Reader)
 	us := c.Signer(user)
 	submit(t, us, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
@@ -91,31 +88,6 @@ func buildZgridd(t *testing.T) string {
 		t.Fatalf("build zgridd: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func startLedger(t *testing.T) *client.Client {
-	home := t.TempDir()
-	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := ledger.NewApp(db, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	n, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0", BlockInterval: 200 * time.Millisecond}, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(); db.Close() })
-	c, err := client.Dial(ctx, "http://"+n.RPCAddr(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
 }
 
 func submit(t *testing.T, s *client.Signer, op ledger.Op) uint64 {

@@ -11,6 +11,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 )
@@ -26,7 +27,7 @@ type grid struct {
 }
 
 func newGrid(t *testing.T) *grid {
-	g := &grid{t: t, c: startLedger(t)}
+	g := &grid{t: t, c: ledgertest.Start(t, nil)}
 	ctx := t.Context()
 	g.user, _ = identity.GenerateKey(rand.Reader)
 	g.nodeKey, _ = identity.GenerateKey(rand.Reader)

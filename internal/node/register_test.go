@@ -5,48 +5,18 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	dbm "github.com/cometbft/cometbft-db"
-
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
-	"github.com/zerogrid/zerogrid/internal/ledger/chain"
-	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
-func startLedger(t *testing.T) *client.Client {
-	t.Helper()
-	home := t.TempDir()
-	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := ledger.NewApp(db, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	n, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0", BlockInterval: 150 * time.Millisecond}, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(); db.Close() })
-	c, err := client.Dial(ctx, "http://"+n.RPCAddr(), client.Options{CommitTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 func TestRegisterAndHeartbeat(t *testing.T) {
 	t.Parallel()
-	c := startLedger(t)
+	c := ledgertest.Start(t, nil)
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	farmer, _ := identity.GenerateKey(rand.Reader)
