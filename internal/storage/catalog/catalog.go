@@ -1,0 +1,209 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/zerogrid/zerogrid/internal/storage"
+	"github.com/zerogrid/zerogrid/internal/wire"
+)
+
+// Catalog format version 1 (docs/formats/catalog.md).
+const (
+	catalogVersion = 1
+	catalogMagic   = "ZGCT"
+	catalogAADTag  = "zerogrid storage catalog v1\x00"
+	// MaxNameLen is the longest file name, in bytes.
+	MaxNameLen = 1024
+	// MaxSegments is the most segments one file may have (the wire array
+	// limit): 32 GiB at the default 8 MiB segment size. The encoded entry
+	// must also fit wire.MaxInputSize, which with wide k+m is the tighter
+	// bound (about 1300 segments at k+m = 20).
+	MaxSegments = wire.MaxArrayLen
+)
+
+// Entry is one file of the catalog.
+type Entry struct {
+	Name     string               `cbor:"n" json:"name"`
+	Size     int64                `cbor:"s" json:"size"`
+	Mode     uint32               `cbor:"p" json:"mode"`  // permission bits
+	MTime    int64                `cbor:"t" json:"mtime"` // Unix nanoseconds
+	Segments []storage.SegmentRef `cbor:"g" json:"-"`
+}
+
+// Catalog is the file tree: entries sorted by name, names unique.
+type Catalog struct {
+	entries []Entry
+}
+
+// ValidName checks a file name: 1 to MaxNameLen bytes of UTF-8 without
+// control characters, slash-separated components that are neither empty,
+// "." nor "..", no leading or trailing slash.
+func ValidName(name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: %q: %s", ErrName, name, why) }
+	switch {
+	case name == "" || len(name) > MaxNameLen:
+		return bad(fmt.Sprintf("length %d, want 1 to %d bytes", len(name), MaxNameLen))
+	case !utf8.ValidString(name):
+		return bad("not UTF-8")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return bad("contains a control character")
+	}
+	for c := range strings.SplitSeq(name, "/") {
+		if c == "" || c == "." || c == ".." {
+			return bad(`empty, "." or ".." path component (use names like dir/file.txt)`)
+		}
+	}
+	return nil
+}
+
+// Lookup returns the entry of name.
+func (c *Catalog) Lookup(name string) (Entry, bool) {
+	i, ok := slices.BinarySearchFunc(c.entries, name, func(e Entry, n string) int { return strings.Compare(e.Name, n) })
+	if !ok {
+		return Entry{}, false
+	}
+	return c.entries[i], true
+}
+
+// List returns the entries whose name starts with prefix, sorted.
+func (c *Catalog) List(prefix string) []Entry {
+	var out []Entry
+	for _, e := range c.entries {
+		if strings.HasPrefix(e.Name, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// with returns a copy of c with e added or replacing the entry of its name,
+// and the replaced entry, if any.
+func (c *Catalog) with(e Entry) (*Catalog, *Entry) {
+	entries := slices.Clone(c.entries)
+	i, ok := slices.BinarySearchFunc(entries, e.Name, func(x Entry, n string) int { return strings.Compare(x.Name, n) })
+	if ok {
+		old := entries[i]
+		entries[i] = e
+		return &Catalog{entries: entries}, &old
+	}
+	return &Catalog{entries: slices.Insert(entries, i, e)}, nil
+}
+
+// encodeCatalog is the canonical plaintext: magic || uint16be(version) ||
+// uint32be(count) || count × (uint32be(len) || wire(Entry)), sorted by name.
+func encodeCatalog(c *Catalog) ([]byte, error) {
+	out := []byte(catalogMagic)
+	out = binary.BigEndian.AppendUint16(out, catalogVersion)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(c.entries)))
+	for i := range c.entries {
+		b, err := wire.Marshal(&c.entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("catalog: encode %q: %w", c.entries[i].Name, err)
+		}
+		if len(b) > wire.MaxInputSize {
+			// It would never decode again: refuse it rather than commit it.
+			return nil, fmt.Errorf("%w: %q: entry of %d bytes, at most %d (too many segments for one entry)", ErrTooLarge, c.entries[i].Name, len(b), wire.MaxInputSize)
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// decodeCatalog decodes and checks a catalog plaintext. It never panics.
+func decodeCatalog(b []byte) (*Catalog, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: catalog: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+	}
+	if len(b) < 10 || string(b[:4]) != catalogMagic {
+		return nil, bad("no catalog header")
+	}
+	if v := binary.BigEndian.Uint16(b[4:]); v != catalogVersion {
+		return nil, bad("version %d, this build reads %d", v, catalogVersion)
+	}
+	n := binary.BigEndian.Uint32(b[6:])
+	b = b[10:]
+	c := &Catalog{}
+	for i := uint32(0); i < n; i++ {
+		if len(b) < 4 {
+			return nil, bad("truncated at entry %d", i)
+		}
+		l := binary.BigEndian.Uint32(b)
+		if uint64(l) > uint64(len(b)-4) {
+			return nil, bad("entry %d of %d bytes overruns the catalog", i, l)
+		}
+		var e Entry
+		if err := wire.Unmarshal(b[4:4+l], &e); err != nil {
+			return nil, bad("entry %d: %v", i, err)
+		}
+		b = b[4+l:]
+		if err := checkEntry(&e); err != nil {
+			return nil, bad("entry %d: %v", i, err)
+		}
+		if len(c.entries) > 0 && c.entries[len(c.entries)-1].Name >= e.Name {
+			return nil, bad("entry %q out of order or repeated", e.Name)
+		}
+		c.entries = append(c.entries, e)
+	}
+	if len(b) != 0 {
+		return nil, bad("%d trailing bytes", len(b))
+	}
+	return c, nil
+}
+
+// checkEntry checks an entry's name, references and size.
+func checkEntry(e *Entry) error {
+	if err := ValidName(e.Name); err != nil {
+		return err
+	}
+	var sum int64
+	for i := range e.Segments {
+		if err := e.Segments[i].Validate(); err != nil {
+			return err
+		}
+		sum += int64(e.Segments[i].PlainLen)
+	}
+	if e.Size != sum {
+		return fmt.Errorf("size %d, segments hold %d bytes", e.Size, sum)
+	}
+	return nil
+}
+
+// sealCatalog encrypts the catalog plaintext for root seq:
+// nonce || AES-256-GCM(plain), associated data the tag and seq.
+func sealCatalog(k *keys, rand io.Reader, seq uint64, plain []byte) ([]byte, error) {
+	aead, err := newGCM(&k.cat)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, nonceSize, nonceSize+len(plain)+aead.Overhead())
+	if _, err := io.ReadFull(rand, out); err != nil {
+		return nil, fmt.Errorf("catalog: read randomness: %w", err)
+	}
+	return aead.Seal(out, out, plain, catalogAAD(seq)), nil
+}
+
+// openCatalog decrypts and decodes a sealed catalog of root seq.
+func openCatalog(k *keys, seq uint64, sealed []byte) (*Catalog, error) {
+	aead, err := newGCM(&k.cat)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < nonceSize+aead.Overhead() {
+		return nil, fmt.Errorf("%w: catalog of %d bytes", ErrCorrupt, len(sealed))
+	}
+	plain, err := aead.Open(nil, sealed[:nonceSize], sealed[nonceSize:], catalogAAD(seq))
+	if err != nil {
+		return nil, fmt.Errorf("%w: catalog does not decrypt", ErrCorrupt)
+	}
+	return decodeCatalog(plain)
+}
+
+func catalogAAD(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(catalogAADTag), seq)
+}
