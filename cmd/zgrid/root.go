@@ -16,6 +16,7 @@ import (
 
 // globals are the flags every command shares.
 type globals struct {
+	grid    string
 	ledger  string
 	keyPath string
 	output  string
@@ -41,16 +42,17 @@ ledger, which validators replicate with Byzantine fault tolerance.`,
 			if g.output != "text" && g.output != "json" {
 				return fmt.Errorf("-o %q: want text or json", g.output)
 			}
-			return nil
+			return g.applyGrid(cmd)
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&g.ledger, "ledger", envOr("ZGRID_LEDGER", "http://127.0.0.1:26657"), "ledger RPC URL (env ZGRID_LEDGER)")
 	f.StringVar(&g.keyPath, "key", os.Getenv("ZGRID_KEY"), "your key file (env ZGRID_KEY)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase (env ZGRID_GRID)")
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
 	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
-	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newStoreCmd(g))
+	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
 	return root
 }
 
@@ -95,4 +97,23 @@ func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 // withTimeout bounds a command's ledger work.
 func (g *globals) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, g.timeout)
+}
+
+// applyGrid takes the ledger, key and passphrase from --grid, except what
+// --ledger or --key set explicitly.
+func (g *globals) applyGrid(cmd *cobra.Command) error {
+	if g.grid == "" {
+		return nil
+	}
+	ledger, key := g.ledger, g.keyPath
+	if err := g.useGrid(g.grid); err != nil {
+		return fmt.Errorf("--grid %s: %w", g.grid, err)
+	}
+	if cmd.Flags().Changed("ledger") {
+		g.ledger = ledger
+	}
+	if cmd.Flags().Changed("key") {
+		g.keyPath = key
+	}
+	return nil
 }

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/grid"
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+)
+
+// syncBuffer is a bytes.Buffer that `zgrid up` writes to while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// upGrid runs `zgrid up` in this process until the returned stop is called.
+func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRoot(&out, &errb)
+		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", "2", "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0",
+			"--block-interval", "200ms", "--heartbeat", "2s"})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	deadline := time.After(75 * time.Second)
+	for !strings.Contains(out.String(), "grid ready") {
+		select {
+		case err := <-done:
+			t.Fatalf("zgrid up stopped before it was ready: %v\n%s", err, errb.String())
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("no `grid ready`\n%s", errb.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	gf, err := grid.Load(filepath.Join(dir, "grid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("zgrid up returned %v", err)
+		}
+		if t.Failed() {
+			t.Logf("zgrid up log:\n%s", errb.String())
+		}
+	}
+	t.Cleanup(stop)
+	return gf, stop
+}
+
+// TestUpDeployHello runs a two-node grid, deploys the example through the
+// CLI, reaches its HTTP port from the node's namespace, stops the grid,
+// checks nothing is left behind, and starts it again on the same state.
+func TestUpDeployHello(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: zgrid up makes network namespaces, and nodes run containers with runc")
+	}
+	for _, bin := range []string{"runc", "ip", "nsenter", "go", "curl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s on PATH", bin)
+		}
+	}
+	dir := t.TempDir()
+	gf, stop := upGrid(t, dir)
+	if len(gf.Nodes) != 2 || gf.Nodes[0].Namespace == "" || gf.Example == "" || gf.ChainID == "" {
+		t.Fatalf("grid.json: %+v", gf)
+	}
+	if fi, err := os.Stat(gf.PassphraseFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("passphrase file: %v %v", fi, err)
+	}
+	pass, err := gf.Passphrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ZGRID_PASSPHRASE", string(pass))
+	out, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "deploy", "-f", gf.Example)
+	if err != nil {
+		t.Fatalf("deploy: %v\n%s", err, errb)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatalf("deploy printed %q", out)
+	}
+	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eventually(t, 40*time.Second, "contract ready", func() (any, bool) {
+		con, err := c.Contract(t.Context(), id)
+		return con, err == nil && con.State == ledger.StateReady
+	})
+	// The node's first container link is slot 0 of its subnet 10.250.1.0/24.
+	ns := gf.Nodes[0].Namespace
+	body := eventually(t, 20*time.Second, "hello over HTTP", func() (string, bool) {
+		b, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "curl", "-sS", "-m", "2", "http://10.250.1.2:8080/").CombinedOutput()
+		return string(b), err == nil
+	})
+	if !strings.Contains(body, "hello from zerogrid") || !strings.Contains(body, "(visit 1)") {
+		t.Fatalf("GET /: %q", body)
+	}
+	c.Close()
+	stop()
+	assertGridGone(t, dir, gf)
+
+	// A second run reuses keys, ledger, farm and node registrations, and
+	// the node brings the deployment back.
+	gf2, stop2 := upGrid(t, dir)
+	if gf2.Farm != gf.Farm || gf2.Nodes[0].ID != gf.Nodes[0].ID || gf2.Nodes[1].ID != gf.Nodes[1].ID || gf2.UserKey != gf.UserKey {
+		t.Fatalf("second run changed the grid: %+v then %+v", gf, gf2)
+	}
+	body = eventually(t, 30*time.Second, "hello after restart", func() (string, bool) {
+		b, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "curl", "-sS", "-m", "2", "http://10.250.1.2:8080/").CombinedOutput()
+		return string(b), err == nil
+	})
+	if !strings.Contains(body, "(visit 2)") {
+		t.Fatalf("GET / after restart (volume data kept?): %q", body)
+	}
+	stop2()
+	assertGridGone(t, dir, gf2)
+}
+
+// assertGridGone checks that no namespace, process, mount, loop device or
+// container of the grid in dir remains.
+func assertGridGone(t *testing.T, dir string, gf *grid.File) {
+	t.Helper()
+	for _, n := range gf.Nodes {
+		if _, err := os.Stat("/run/netns/" + n.Namespace); err == nil {
+			t.Errorf("namespace %s left behind", n.Namespace)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(dir)) {
+			t.Errorf("process left behind: %s %q", p, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(b, []byte(dir)) {
+		t.Errorf("mounts left behind under %s:\n%s", dir, b)
+	}
+	if b, _ := exec.Command("losetup", "-l").Output(); bytes.Contains(b, []byte(dir)) {
+		t.Errorf("loop devices left behind:\n%s", b)
+	}
+	for i := range gf.Nodes {
+		// The container manager names its namespaces after its data dir.
+		sum := sha256.Sum256([]byte(filepath.Join(dir, "nodes", "node"+strconv.Itoa(i+1), "data")))
+		if left, _ := filepath.Glob("/run/netns/zg-" + hex.EncodeToString(sum[:3]) + "-*"); len(left) > 0 {
+			t.Errorf("container namespaces left behind: %v", left)
+		}
+		root := filepath.Join(dir, "nodes", "node"+strconv.Itoa(i+1), "run", "runc")
+		if b, _ := exec.Command("runc", "--root", root, "list", "-q").Output(); len(bytes.TrimSpace(b)) > 0 {
+			t.Errorf("containers left behind in %s: %s", root, b)
+		}
+	}
+}
+
+func eventually[T any](t *testing.T, limit time.Duration, what string, f func() (T, bool)) T {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		v, ok := f()
+		if ok {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: last %+v", what, v)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestUseGrid(t *testing.T) {
+	t.Setenv("ZGRID_PASSPHRASE", "")
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "passphrase")
+	if err := os.WriteFile(pass, []byte("grid pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gridFile := filepath.Join(dir, "grid.json")
+	js := `{"version":1,"ledger":"http://127.0.0.1:9","user_key":"/k/user.key","passphrase_file":"` + pass + `"}`
+	if err := os.WriteFile(gridFile, []byte(js), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &globals{}
+	if err := g.useGrid(gridFile); err != nil {
+		t.Fatal(err)
+	}
+	if g.ledger != "http://127.0.0.1:9" || g.keyPath != "/k/user.key" || os.Getenv("ZGRID_PASSPHRASE") != "grid pass" {
+		t.Fatalf("useGrid: ledger %q key %q pass %q", g.ledger, g.keyPath, os.Getenv("ZGRID_PASSPHRASE"))
+	}
+	if err := g.useGrid(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "zgrid up") {
+		t.Fatalf("missing grid file: %v", err)
+	}
+}

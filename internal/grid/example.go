@@ -1,0 +1,124 @@
+package grid
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/zerogrid/zerogrid/internal/hub"
+)
+
+// example builds examples/hello from the source tree into a one-file root
+// filesystem, pushes it to the hub at hubURL and writes
+// outDir/hello.yaml: examples/hello.yaml with the pushed image and node.
+// It returns the path written.
+func example(ctx context.Context, src, hubURL string, insecure bool, node uint64, outDir string) (string, error) {
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(outDir, "hello")
+	if err := goBuild(ctx, src, "./examples/hello", bin, []string{"CGO_ENABLED=0"}); err != nil {
+		return "", err
+	}
+	tarPath := filepath.Join(outDir, "hello-rootfs.tar")
+	if err := rootfsTar(bin, tarPath); err != nil {
+		return "", err
+	}
+	art, err := hub.OpenSource(tarPath, hub.RootFSConfig{Entrypoint: []string{"/hello"}})
+	if err != nil {
+		return "", err
+	}
+	c, err := hub.NewClient(hubURL, hub.ClientOptions{Insecure: insecure})
+	if err != nil {
+		return "", err
+	}
+	pushed, err := c.Push(ctx, "hello", "latest", art)
+	if err != nil {
+		return "", fmt.Errorf("push example image: %w", err)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(src, "examples", "hello.yaml"))
+	if err != nil {
+		return "", err
+	}
+	spec, err := rewriteSpec(tmpl, pushed.Reference, node)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(outDir, "hello.yaml")
+	return out, os.WriteFile(out, spec, 0o644)
+}
+
+var (
+	imageLine   = regexp.MustCompile(`(?m)^([ \t]*(?:- )?)image:[ \t]*\S+[ \t]*$`)
+	versionLine = regexp.MustCompile(`(?m)^version:.*$`)
+	nodeLine    = regexp.MustCompile(`(?m)^node:.*\n?`)
+)
+
+// rewriteSpec sets the (only) image line to ref and the top-level node.
+func rewriteSpec(tmpl []byte, ref string, node uint64) ([]byte, error) {
+	if n := len(imageLine.FindAll(tmpl, -1)); n != 1 {
+		return nil, fmt.Errorf("examples/hello.yaml: want exactly one image: line, found %d", n)
+	}
+	out := imageLine.ReplaceAll(tmpl, []byte("${1}image: "+ref))
+	out = nodeLine.ReplaceAll(out, nil)
+	loc := versionLine.FindIndex(out)
+	if loc == nil {
+		return nil, fmt.Errorf("examples/hello.yaml: no top-level version: line")
+	}
+	var b bytes.Buffer
+	b.Write(out[:loc[1]])
+	fmt.Fprintf(&b, "\nnode: %d", node)
+	b.Write(out[loc[1]:])
+	return b.Bytes(), nil
+}
+
+// rootfsTar writes a tarball holding bin as /hello and an empty /data,
+// with fixed times and owners so that the same binary gives the same
+// digest.
+func rootfsTar(bin, out string) error {
+	f, err := os.Open(bin)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	hdrs := []*tar.Header{
+		{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "hello", Typeflag: tar.TypeReg, Mode: 0o755, Size: fi.Size()},
+	}
+	for _, h := range hdrs {
+		h.Format = tar.FormatPAX
+		if err := tw.WriteHeader(h); err != nil {
+			w.Close()
+			return err
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := io.Copy(tw, f); err != nil {
+				w.Close()
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// hostPort is the host:port of an http:// URL.
+func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }

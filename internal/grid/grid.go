@@ -1,0 +1,230 @@
+package grid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zerogrid/zerogrid/internal/hub"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+)
+
+// Config configures Run. Zero fields take the defaults named.
+type Config struct {
+	Dir        string // required; created if missing
+	Nodes      int    // default 3
+	LedgerAddr string // ledger RPC host:port, default 127.0.0.1:26657
+	HubAddr    string // hub host:port, default 127.0.0.1:5000
+	// Zgridd is the node agent binary; "" searches (see findZgridd).
+	Zgridd string
+	// BlockInterval is the ledger's block time (default 500ms), Heartbeat
+	// the nodes' heartbeat period (default 10s).
+	BlockInterval, Heartbeat time.Duration
+	// Namespaces puts each node in its own network namespace; it needs
+	// root. Run sets it when the process runs as root.
+	Namespaces bool
+	Log        *slog.Logger // default: discard
+	Stdout     io.Writer    // receives "grid ready"; default os.Stdout
+	Rand       io.Reader    // default crypto/rand
+}
+
+func (c *Config) defaults() error {
+	if c.Dir == "" {
+		return errors.New("grid: no directory: pass --dir DIR")
+	}
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return err
+	}
+	c.Dir = abs
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Nodes < 1 || c.Nodes > 200 {
+		return fmt.Errorf("grid: --nodes %d: want 1 to 200", c.Nodes)
+	}
+	c.LedgerAddr = or(c.LedgerAddr, "127.0.0.1:26657")
+	c.HubAddr = or(c.HubAddr, "127.0.0.1:5000")
+	c.BlockInterval = or(c.BlockInterval, 500*time.Millisecond)
+	c.Heartbeat = or(c.Heartbeat, 10*time.Second)
+	c.Log = or(c.Log, slog.New(slog.DiscardHandler))
+	c.Stdout = or[io.Writer](c.Stdout, os.Stdout)
+	c.Rand = or[io.Reader](c.Rand, rand.Reader)
+	return nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// grid is one Run's state; undo holds what to tear down, in reverse.
+type grid struct {
+	cfg     Config
+	log     *slog.Logger
+	keys    *keys
+	client  *client.Client
+	net     hostNet
+	nodes   []*nodeProc
+	undo    []func()
+	file    File
+	started time.Time
+}
+
+// Run starts the grid in cfg.Dir, prints "grid ready" to cfg.Stdout when
+// every node has sent a heartbeat, and runs until ctx is done or a node
+// exits. Then it stops everything it started and removes the namespaces
+// it made; the state in cfg.Dir stays for the next Run.
+func Run(ctx context.Context, cfg Config) (err error) {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	g := &grid{cfg: cfg, log: cfg.Log, file: File{Version: FileVersion}}
+	defer g.teardown()
+	if err := g.lock(); err != nil {
+		return err
+	}
+	if g.keys, err = loadKeys(filepath.Join(cfg.Dir, "keys"), cfg.Nodes, cfg.Rand); err != nil {
+		return err
+	}
+	if err := g.startServices(ctx); err != nil {
+		return err
+	}
+	if err := g.register(ctx); err != nil {
+		return err
+	}
+	g.started = time.Now()
+	if err := g.startNodes(ctx); err != nil {
+		return err
+	}
+	if err := g.waitHeartbeats(ctx); err != nil {
+		return err
+	}
+	g.buildExample(ctx)
+	if err := writeJSON(filepath.Join(cfg.Dir, "grid.json"), g.file); err != nil {
+		return err
+	}
+	fmt.Fprintln(cfg.Stdout, "grid ready")
+	g.log.Info("grid ready", "grid", filepath.Join(cfg.Dir, "grid.json"), "ledger", g.file.Ledger, "hub", g.file.Hub)
+	return g.wait(ctx)
+}
+
+// lock keeps a second Run off the same directory.
+func (g *grid) lock() error {
+	if err := os.MkdirAll(g.cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(g.cfg.Dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("%s is in use by another zgrid up (%w)", g.cfg.Dir, err)
+	}
+	g.undo = append(g.undo, func() { f.Close() })
+	return nil
+}
+
+func (g *grid) teardown() {
+	for i := len(g.undo) - 1; i >= 0; i-- {
+		g.undo[i]()
+	}
+	g.undo = nil
+}
+
+// startServices starts the ledger and the hub in this process and, with
+// namespaces, makes them reachable at the gateway address.
+func (g *grid) startServices(ctx context.Context) error {
+	v, err := startValidator(ctx, filepath.Join(g.cfg.Dir, "chain"), g.cfg.LedgerAddr, g.cfg.BlockInterval, g.log)
+	if err != nil {
+		return err
+	}
+	g.undo = append(g.undo, func() {
+		g.log.Info("stopping ledger")
+		if err := v.stop(); err != nil {
+			g.log.Warn("stop ledger", "err", err)
+		}
+	})
+	h, err := hub.New(hub.Config{Dir: filepath.Join(g.cfg.Dir, "hub"), Logger: g.log.With("module", "hub")})
+	if err != nil {
+		return err
+	}
+	if err := h.Start(g.cfg.HubAddr); err != nil {
+		return err
+	}
+	g.undo = append(g.undo, func() {
+		g.log.Info("stopping hub")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Shutdown(sctx)
+	})
+	g.file.Ledger = "http://" + v.node.RPCAddr()
+	g.file.Hub = "http://" + h.Addr().String()
+	if g.client, err = client.Dial(ctx, g.file.Ledger, client.Options{}); err != nil {
+		return err
+	}
+	g.undo = append(g.undo, g.client.Close)
+	g.file.ChainID = g.client.Chain()
+	return nil
+}
+
+// register makes the user's and the farmer's twins and the farm.
+func (g *grid) register(ctx context.Context) error {
+	var prev File
+	if b, err := os.ReadFile(filepath.Join(g.cfg.Dir, "grid.json")); err == nil {
+		_ = json.Unmarshal(b, &prev)
+	}
+	if _, err := ensureTwin(ctx, g.client, g.keys.user.Key); err != nil {
+		return err
+	}
+	farmerTwin, err := ensureTwin(ctx, g.client, g.keys.farmer.Key)
+	if err != nil {
+		return err
+	}
+	if g.file.Farm, err = ensureFarm(ctx, g.client, g.keys.farmer.Key, farmerTwin, prev.Farm); err != nil {
+		return err
+	}
+	g.file.UserKey = g.keys.userPath()
+	g.file.PassphraseFile = g.keys.passFile
+	return nil
+}
+
+// wait runs until ctx is done or a node exits.
+func (g *grid) wait(ctx context.Context) error {
+	exited := make(chan *nodeProc, len(g.nodes))
+	for _, p := range g.nodes {
+		go func() {
+			select {
+			case <-p.exited:
+				exited <- p
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		g.log.Info("stopping the grid")
+		return nil
+	case p := <-exited:
+		return fmt.Errorf("node %d exited (%v): see %s", p.index, p.waitErr, filepath.Join(p.data, "..", "node.log"))
+	}
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}

@@ -1,0 +1,138 @@
+package grid
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/ledger"
+)
+
+// startNodes runs the node agents, each (with namespaces) in its own
+// network namespace.
+func (g *grid) startNodes(ctx context.Context) error {
+	bin, err := findZgridd(ctx, g.cfg.Zgridd, filepath.Join(g.cfg.Dir, "bin"), g.log)
+	if err != nil {
+		return err
+	}
+	ledgerURL, registry := g.file.Ledger, hostPort(g.file.Hub)
+	if g.cfg.Namespaces {
+		if ledgerURL, registry, err = g.startNetwork(ctx); err != nil {
+			return err
+		}
+		g.file.Hub = "http://" + registry
+	}
+	for i := 1; i <= g.cfg.Nodes; i++ {
+		if err := g.startNode(ctx, i, bin, ledgerURL, registry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startNetwork makes the nodes' namespaces and links and forwards the
+// gateway's ledger and hub ports to the in-process services. It returns
+// the ledger URL and hub address the nodes use.
+func (g *grid) startNetwork(ctx context.Context) (string, string, error) {
+	g.net = newHostNet(g.cfg.Dir)
+	for i := 1; i <= g.cfg.Nodes; i++ {
+		g.undo = append(g.undo, func() { g.net.remove(context.Background(), i) })
+		if err := g.net.add(ctx, i); err != nil {
+			return "", "", err
+		}
+	}
+	gw := g.net.gateway().String()
+	var addrs []string
+	for _, to := range []string{hostPort(g.file.Ledger), hostPort(g.file.Hub)} {
+		f, err := forward(gw+":"+port(to), to)
+		if err != nil {
+			return "", "", fmt.Errorf("forward %s to the nodes' namespaces: %w", to, err)
+		}
+		g.undo = append(g.undo, f.close)
+		addrs = append(addrs, f.l.Addr().String())
+	}
+	g.log.Info("nodes get their own network namespaces", "prefix", g.net.prefix, "subnet", g.net.subnet, "gateway", gw)
+	return "http://" + addrs[0], addrs[1], nil
+}
+
+func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry string) error {
+	dir := filepath.Join(g.cfg.Dir, "nodes", "node"+strconv.Itoa(i))
+	p := &nodeProc{index: i, data: filepath.Join(dir, "data"), runDir: filepath.Join(dir, "run")}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key := g.keys.nodes[i-1]
+	ap, err := ledger.NewFarmApproval(g.keys.farmer.Key, g.client.Chain(), g.file.Farm, key.Public(), time.Now().Add(time.Hour).Unix())
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(ap)
+	if err := os.WriteFile(g.keys.approval(i), b, 0o600); err != nil {
+		return err
+	}
+	args := []string{"node", "--ledger", ledgerURL, "--key", g.keys.nodePath(i), "--farm", strconv.FormatUint(g.file.Farm, 10),
+		"--data", p.data, "--approval", g.keys.approval(i), "--run-dir", p.runDir,
+		"--subnet", fmt.Sprintf("10.250.%d.0/24", i), "--heartbeat", g.cfg.Heartbeat.String()}
+	n := Node{}
+	if g.cfg.Namespaces {
+		p.netns = g.net.netns(i)
+		n.Namespace, n.Address = p.netns, g.net.nodeAddr(i).String()
+		args = append(args, "--insecure-registry", registry)
+	}
+	g.undo = append(g.undo, func() { g.log.Info("stopping node", "node", i); p.stop(g.log) })
+	if err := p.start(ctx, bin, args, g.keys.pass, filepath.Join(dir, "node.log"), g.log); err != nil {
+		return err
+	}
+	g.nodes = append(g.nodes, p)
+	acct, err := g.client.Account(ctx, key.Public())
+	if err != nil || acct.Node == 0 {
+		return fmt.Errorf("node %d said it was ready but is not registered (%v)", i, err)
+	}
+	n.ID = acct.Node
+	g.file.Nodes = append(g.file.Nodes, n)
+	return nil
+}
+
+// heartbeatWait bounds the wait for the nodes' first heartbeats.
+const heartbeatWait = time.Minute
+
+// waitHeartbeats waits until every node has reported since this Run began.
+func (g *grid) waitHeartbeats(ctx context.Context) error {
+	since := g.started.Unix() - 1
+	ctx, cancel := context.WithTimeout(ctx, heartbeatWait)
+	defer cancel()
+	for _, n := range g.file.Nodes {
+		for {
+			nd, err := g.client.Node(ctx, n.ID)
+			if err == nil && nd.LastHeartbeat > 0 && nd.LastHeartbeat >= since {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("node %d sent no heartbeat: %w (see its node.log under %s)", n.ID, ctx.Err(), filepath.Join(g.cfg.Dir, "nodes"))
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// buildExample pushes the example image and writes its spec; without
+// the source tree or the Go toolchain it says why and goes on.
+func (g *grid) buildExample(ctx context.Context) {
+	src, err := sourceTree()
+	if err == nil {
+		var out string
+		out, err = example(ctx, src, g.file.Hub, g.cfg.Namespaces, g.file.Nodes[0].ID, filepath.Join(g.cfg.Dir, "examples"))
+		if err == nil {
+			g.file.Example = out
+			g.log.Info("example image pushed", "spec", out)
+			return
+		}
+	}
+	g.log.Warn("no example image: the grid runs without it", "err", err)
+}
