@@ -15,6 +15,8 @@ require (
 	golang.org/x/term v0.48.0
 )
 
+require gotest.tools/v3 v3.5.2 // indirect
+
 require (
 	github.com/docker/cli v29.7.2+incompatible // indirect
 	github.com/docker/docker-credential-helpers v0.9.3 // indirect
