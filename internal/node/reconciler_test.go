@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,25 +78,31 @@ func make64(c byte) []byte {
 
 // deploy creates a contract whose spec is signed by signer (a key of twin).
 func (g *grid) deploy(signer identity.PrivateKey, raw []byte) uint64 {
-	node, err := g.c.Node(g.t.Context(), g.nodeID)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	seal, err := node.Seal()
-	if err != nil {
-		g.t.Fatal(err)
-	}
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	sealed, err := spec.SealSecrets(seal, spec.SecretsContext{Chain: g.c.Chain(), Twin: g.twin, Node: g.nodeID, Nonce: nonce, Generation: 1},
-		map[string][]byte{"TOKEN": []byte("s3cret")})
-	if err != nil {
-		g.t.Fatal(err)
-	}
+	sealed := g.seal(nonce, 1)
 	d := ledger.DeploymentFor(g.c.Chain(), g.twin, g.nodeID, nonce, 1, raw, sealed)
 	sig, _ := signer.Sign(ledger.TagDeployment, ledger.TxVersion, d)
 	return g.submit(g.user, ledger.Op{ContractCreate: &ledger.ContractCreate{Node: g.nodeID, Nonce: nonce, Spec: raw, Secrets: sealed,
 		SpecSig: ledger.Sig{Key: signer.Public(), Sig: sig}}})
+}
+
+// seal seals the test's secrets to the node for one generation.
+func (g *grid) seal(nonce []byte, gen uint64) []byte {
+	node, err := g.c.Node(g.t.Context(), g.nodeID)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	pub, err := node.Seal()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	sealed, err := spec.SealSecrets(pub, spec.SecretsContext{Chain: g.c.Chain(), Twin: g.twin, Node: g.nodeID, Nonce: nonce, Generation: gen},
+		map[string][]byte{"TOKEN": []byte("s3cret")})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return sealed
 }
 
 // agent is a running reconciler over in-memory managers.
@@ -135,7 +142,10 @@ func (g *grid) wait(id uint64, what string, cond func(*ledger.Contract) bool) *l
 			return c
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("contract %d never %s: %+v %v", id, what, c, err)
+			if c != nil {
+				g.t.Fatalf("contract %d never %s: state %s (%s), generation %d accepted %d, workloads %+v", id, what, c.State, c.Reason, c.Generation, c.Accepted, c.Workloads)
+			}
+			g.t.Fatalf("contract %d never %s: %v", id, what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -244,5 +254,54 @@ func TestReconcilerManyDeployments(t *testing.T) {
 		if n := ctr.Counts(workload.Ref{Deployment: id, Name: "web"}).Creates; n != 1 {
 			t.Fatalf("contract %d: container created %d times", id, n)
 		}
+	}
+}
+
+// TestReconcilerUpdateTouchesOnlyChanged: generation 2 changes the
+// container's environment only; the container is converged, the volume is
+// left alone, and a workload dropped from the spec is removed.
+func TestReconcilerUpdateTouchesOnlyChanged(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	g.start(t.TempDir(), ctr, vol)
+	id := g.deploy(g.user, webSpec(t))
+	c := g.wait(id, "ready", func(c *ledger.Contract) bool { return c.State == ledger.StateReady })
+
+	s, err := spec.Decode(c.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg spec.ContainerConfig
+	if err := s.Workloads[0].DecodeConfig(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Env = map[string]string{"GREETING": "generation 2"}
+	if err := s.Workloads[0].SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Secrets are sealed to one generation: they must be sealed again.
+	sealed := g.seal(c.Nonce, 2)
+	d := ledger.DeploymentFor(g.c.Chain(), g.twin, g.nodeID, c.Nonce, 2, raw, sealed)
+	sig, _ := g.user.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	g.submit(g.user, ledger.Op{ContractUpdate: &ledger.ContractUpdate{Contract: id, Generation: 2, Spec: raw, Secrets: sealed,
+		SpecSig: ledger.Sig{Key: g.user.Public(), Sig: sig}}})
+	g.wait(id, "ready at generation 2", func(c *ledger.Contract) bool {
+		return c.State == ledger.StateReady && c.Accepted == 2 && c.ReportGen == 2
+	})
+	web, data := workload.Ref{Deployment: id, Name: "web"}, workload.Ref{Deployment: id, Name: "data"}
+	if n := ctr.Counts(web); n.Creates != 1 || n.Updates != 1 {
+		t.Fatalf("container after update: %+v", n)
+	}
+	if n := vol.Counts(data); n.Creates != 1 || n.Updates != 0 || n.Removes != 0 {
+		t.Fatalf("volume touched by an update that did not change it: %+v", n)
+	}
+	if w, _ := ctr.Workload(web); !strings.Contains(string(w.Config), "generation 2") {
+		t.Fatal("container not converged to generation 2")
 	}
 }
