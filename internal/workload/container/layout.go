@@ -62,14 +62,8 @@ func (l layout) cgroupPath(ref workload.Ref) string {
 }
 
 func (l layout) load(ref workload.Ref) (rec record, ok bool, err error) {
-	ok, err = statefile.Load(l.state(ref), &rec)
-	if err != nil || !ok {
-		return rec, ok, err
-	}
-	if rec.Version != LayoutVersion {
-		return rec, false, fmt.Errorf("%s: layout version %d, this node reads %d", l.state(ref), rec.Version, LayoutVersion)
-	}
-	return rec, true, nil
+	ok, err = statefile.LoadVersion(l.state(ref), &rec, LayoutVersion)
+	return rec, ok, err
 }
 
 func (l layout) save(ref workload.Ref, rec record) error {
@@ -81,30 +75,8 @@ func (l layout) save(ref workload.Ref, rec record) error {
 
 // list returns the containers that have a record.
 func (l layout) list() ([]workload.Ref, error) {
-	root := filepath.Join(l.data, "containers")
-	deps, err := os.ReadDir(root)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var refs []workload.Ref
-	for _, dep := range deps {
-		id, err := strconv.ParseUint(dep.Name(), 10, 64)
-		if err != nil || !dep.IsDir() {
-			continue
-		}
-		names, err := os.ReadDir(filepath.Join(root, dep.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			ref := workload.Ref{Deployment: id, Name: n.Name()}
-			if _, err := os.Stat(l.state(ref)); err == nil {
-				refs = append(refs, ref)
-			}
-		}
-	}
-	return refs, nil
+	return workload.ListRecords(filepath.Join(l.data, "containers"), l.state)
 }
+
+// LayoutVersion implements statefile.Versioned.
+func (r *record) LayoutVersion() int { return r.Version }

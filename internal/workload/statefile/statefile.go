@@ -76,3 +76,19 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Versioned is a record that carries its layout version.
+type Versioned interface{ LayoutVersion() int }
+
+// LoadVersion is Load for a record that must be of layout version want: a
+// record of another version is an error (never misread), with ok false.
+func LoadVersion(path string, v Versioned, want int) (ok bool, err error) {
+	ok, err = Load(path, v)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if got := v.LayoutVersion(); got != want {
+		return false, fmt.Errorf("%s: layout version %d, this node reads %d", path, got, want)
+	}
+	return true, nil
+}

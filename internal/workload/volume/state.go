@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,14 +53,8 @@ func (l layout) data(ref workload.Ref, kind string) string {
 
 // load reads ref's record; ok is false when there is none.
 func (l layout) load(ref workload.Ref) (rec record, ok bool, err error) {
-	ok, err = statefile.Load(l.state(ref), &rec)
-	if err != nil || !ok {
-		return rec, ok, err
-	}
-	if rec.Version != LayoutVersion {
-		return rec, false, fmt.Errorf("%s: layout version %d, this node reads %d", l.state(ref), rec.Version, LayoutVersion)
-	}
-	return rec, true, nil
+	ok, err = statefile.LoadVersion(l.state(ref), &rec, LayoutVersion)
+	return rec, ok, err
 }
 
 // save writes rec atomically and durably.
@@ -74,26 +67,8 @@ func (l layout) save(ref workload.Ref, rec record) error {
 
 // list returns every volume that has a record.
 func (l layout) list() ([]workload.Ref, error) {
-	deps, err := os.ReadDir(l.root)
-	if err != nil {
-		return nil, err
-	}
-	var refs []workload.Ref
-	for _, dep := range deps {
-		id, err := strconv.ParseUint(dep.Name(), 10, 64)
-		if err != nil || !dep.IsDir() {
-			continue
-		}
-		names, err := os.ReadDir(filepath.Join(l.root, dep.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			ref := workload.Ref{Deployment: id, Name: n.Name()}
-			if _, err := os.Stat(l.state(ref)); err == nil {
-				refs = append(refs, ref)
-			}
-		}
-	}
-	return refs, nil
+	return workload.ListRecords(l.root, l.state)
 }
+
+// LayoutVersion implements statefile.Versioned.
+func (r *record) LayoutVersion() int { return r.Version }
