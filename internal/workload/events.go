@@ -46,3 +46,32 @@ func (q *EventQueue) Drain() []Event {
 	q.events, q.dropped = nil, 0
 	return out
 }
+
+// EventQueues holds one EventQueue per workload of a manager. It is safe for
+// concurrent use; the zero value is ready.
+type EventQueues struct {
+	mu sync.Mutex
+	m  map[Ref]*EventQueue
+}
+
+// For returns ref's queue, creating it on first use.
+func (qs *EventQueues) For(ref Ref) *EventQueue {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.m == nil {
+		qs.m = map[Ref]*EventQueue{}
+	}
+	q, ok := qs.m[ref]
+	if !ok {
+		q = &EventQueue{}
+		qs.m[ref] = q
+	}
+	return q
+}
+
+// Drop forgets ref's queue (its workload was removed).
+func (qs *EventQueues) Drop(ref Ref) {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	delete(qs.m, ref)
+}

@@ -173,9 +173,7 @@ func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) er
 	os.Remove(path.Dir(dir)) // the deployment's directory, once empty
 	removeCgroupParents(path.Dir(m.layout.cgroupPath(ref)), m.layout.cgroup)
 	m.freeSlot(rec.Slot, ref)
-	m.mu.Lock()
-	delete(m.events, ref)
-	m.mu.Unlock()
+	m.events.Drop(ref)
 	m.log.Info("container removed", "deployment", ref.Deployment, "name", ref.Name)
 	return nil
 }

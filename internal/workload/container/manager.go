@@ -73,7 +73,7 @@ type Manager struct {
 	sups   map[workload.Ref]*supervisor
 	busy   map[workload.Ref]int
 	slots  map[int]workload.Ref
-	events map[workload.Ref]*workload.EventQueue
+	events workload.EventQueues
 }
 
 var _ workload.Manager = (*Manager)(nil)
@@ -92,7 +92,7 @@ func New(cfg Config) (*Manager, error) {
 		net:  network{subnet: cfg.Subnet, instance: inst, ip: cfg.IP},
 		runc: runc{bin: cfg.Runc, root: filepath.Join(cfg.RunDir, "runc")},
 		sups: map[workload.Ref]*supervisor{}, busy: map[workload.Ref]int{},
-		slots: map[int]workload.Ref{}, events: map[workload.Ref]*workload.EventQueue{},
+		slots:  map[int]workload.Ref{},
 		noFile: noFileLimit(),
 	}
 	insecure := map[string]bool{}
@@ -230,16 +230,7 @@ func (m *Manager) enter(ref workload.Ref) (leave func(), err error) {
 	}, nil
 }
 
-func (m *Manager) queue(ref workload.Ref) *workload.EventQueue {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	q, ok := m.events[ref]
-	if !ok {
-		q = &workload.EventQueue{}
-		m.events[ref] = q
-	}
-	return q
-}
+func (m *Manager) queue(ref workload.Ref) *workload.EventQueue { return m.events.For(ref) }
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {
 	m.queue(ref).Add(m.clock.Now(), kind, reason)

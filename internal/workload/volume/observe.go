@@ -34,9 +34,7 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
 	os.Remove(m.layout.dir(workload.Ref{Deployment: d.ID})) // the deployment's directory, when empty
-	m.mu.Lock()
-	delete(m.events, ref)
-	m.mu.Unlock()
+	m.events.Drop(ref)
 	m.log.Info("volume removed", "deployment", d.ID, "volume", name)
 	return nil
 }
@@ -121,16 +119,7 @@ func (m *Manager) inProgress(ref workload.Ref) bool {
 	return m.busy[ref] > 0
 }
 
-func (m *Manager) queue(ref workload.Ref) *workload.EventQueue {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	q, ok := m.events[ref]
-	if !ok {
-		q = &workload.EventQueue{}
-		m.events[ref] = q
-	}
-	return q
-}
+func (m *Manager) queue(ref workload.Ref) *workload.EventQueue { return m.events.For(ref) }
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {
 	m.queue(ref).Add(m.clock.Now(), kind, reason)

@@ -41,7 +41,7 @@ type Manager struct {
 
 	mu     sync.Mutex
 	busy   map[workload.Ref]int
-	events map[workload.Ref]*workload.EventQueue
+	events workload.EventQueues
 }
 
 var (
@@ -69,7 +69,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		layout: layout{root: root}, log: cfg.Log, clock: cfg.Clock, loopErr: probe(),
-		busy: map[workload.Ref]int{}, events: map[workload.Ref]*workload.EventQueue{},
+		busy: map[workload.Ref]int{},
 	}
 	if m.loopErr != nil {
 		cfg.Log.Warn("volume sizes will not be enforced", "reason", m.loopErr)
