@@ -1,58 +1,25 @@
-package client
+package client_test
 
 import (
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
-
-	dbm "github.com/cometbft/cometbft-db"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/chain"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
 // startLedger runs a real one-validator ledger in process and dials it.
-func startLedger(t *testing.T, params ledger.Params) *Client {
-	t.Helper()
-	home := t.TempDir()
-	db, err := dbm.NewGoLevelDB("app", filepath.Join(home, "appdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := ledger.NewApp(db, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appState, err := ledger.MarshalGenesis(ledger.GenesisState{Params: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	node, err := chain.Start(ctx, chain.Config{Home: home, RPCAddr: "127.0.0.1:0", P2PAddr: "127.0.0.1:0",
-		BlockInterval: 200 * time.Millisecond, AppState: appState}, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := node.Stop(); err != nil {
-			t.Error(err)
-		}
-		db.Close()
-	})
-	c, err := Dial(ctx, "http://"+node.RPCAddr(), Options{CommitTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+func startLedger(t *testing.T, params ledger.Params) *client.Client {
+	return ledgertest.Start(t, &params)
 }
 
 func key(t *testing.T) identity.PrivateKey {
@@ -63,7 +30,7 @@ func key(t *testing.T) identity.PrivateKey {
 	return k
 }
 
-func mustSubmit(t *testing.T, s *Signer, op ledger.Op) *Result {
+func mustSubmit(t *testing.T, s *client.Signer, op ledger.Op) *client.Result {
 	t.Helper()
 	res, err := s.Submit(t.Context(), op)
 	if err != nil {
@@ -96,7 +63,7 @@ func TestClientAgainstRealLedger(t *testing.T) {
 		if err != nil || tw.ID != twin || tw.Name != "alice" {
 			t.Fatalf("twin by key: %+v %v", tw, err)
 		}
-		if _, err := c.Twin(ctx, 999); !errors.Is(err, ErrNotFound) {
+		if _, err := c.Twin(ctx, 999); !errors.Is(err, client.ErrNotFound) {
 			t.Fatalf("missing twin: %v", err)
 		}
 		n, err := c.Node(ctx, nodeID)
@@ -124,7 +91,7 @@ func TestClientAgainstRealLedger(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	events := c.WatchContracts(wctx, from, ContractFilter{Node: nodeID})
+	events := c.WatchContracts(wctx, from, client.ContractFilter{Node: nodeID})
 	id := mustSubmit(t, us, createOp(t, c, user, twin, nodeID)).ID
 	want := []string{"create", "expire"}
 	for _, action := range want {
@@ -172,7 +139,7 @@ func TestPipelinedSubmits(t *testing.T) {
 	}
 }
 
-func registerNode(t *testing.T, c *Client, ns *Signer, farmer identity.PrivateKey, farm uint64, node identity.PrivateKey) uint64 {
+func registerNode(t *testing.T, c *client.Client, ns *client.Signer, farmer identity.PrivateKey, farm uint64, node identity.PrivateKey) uint64 {
 	t.Helper()
 	body := ledger.FarmApprovalBody{Chain: c.Chain(), Farm: farm, Node: node.Public(), Expires: time.Now().Add(time.Hour).Unix()}
 	sig, err := farmer.Sign(ledger.TagFarmApprove, ledger.TxVersion, body)
@@ -189,7 +156,7 @@ func registerNode(t *testing.T, c *Client, ns *Signer, farmer identity.PrivateKe
 	return id
 }
 
-func createOp(t *testing.T, c *Client, owner identity.PrivateKey, twin, node uint64) ledger.Op {
+func createOp(t *testing.T, c *client.Client, owner identity.PrivateKey, twin, node uint64) ledger.Op {
 	s := &spec.Spec{Version: spec.Version, Workloads: []spec.Workload{{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 100, Memory: 64 << 20}}}}
 	raw, err := s.Encode()
 	if err != nil {
