@@ -44,7 +44,7 @@ type Node struct {
 	ID            uint64             `cbor:"id" json:"id"`
 	Farm          uint64             `cbor:"farm" json:"farm"`
 	Key           identity.PublicKey `cbor:"key" json:"-"`
-	SealKey       []byte             `cbor:"seal_key" json:"-"` // checked at registration; parse with Seal`
+	SealKey       []byte             `cbor:"seal_key" json:"-"` // checked at registration; parse with Seal
 	Seq           uint64             `cbor:"seq,omitempty" json:"seq"`
 	Capacity      spec.Resources     `cbor:"capacity" json:"capacity"`
 	Reserved      spec.Resources     `cbor:"reserved" json:"reserved"`
