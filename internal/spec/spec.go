@@ -129,8 +129,13 @@ func (s *Spec) Encode() ([]byte, error) {
 }
 
 // Validate checks the shape of a spec: version, workload count, unique
-// well-formed names, known types, canonical bounded configs.
-func (s *Spec) Validate() error {
+// well-formed names, known types, canonical bounded configs, and that what
+// workloads name (a gateway's backend) exists.
+func (s *Spec) Validate() error { return s.validate(true) }
+
+// validate is Validate; refs=false skips the checks across workloads, for
+// checking one workload on its own.
+func (s *Spec) validate(refs bool) error {
 	if s.Version != Version {
 		return fmt.Errorf("%w: version %d, want %d", ErrInvalid, s.Version, Version)
 	}
@@ -157,6 +162,9 @@ func (s *Spec) Validate() error {
 				return fmt.Errorf("%w: workloads[%d] (%s) config: %v", ErrInvalid, i, w.Name, err)
 			}
 		}
+	}
+	if err := s.validateGateways(refs); err != nil {
+		return err
 	}
 	_, err := s.Total()
 	return err

@@ -115,6 +115,9 @@ func (c *compiler) crossCheck(ws []*yWorkload, secrets secretSet) {
 	}
 	mounted := make(map[string]bool)
 	for _, w := range ws {
+		if w.gwBackend.node != nil {
+			c.checkGatewayBackend(w, byName[w.gwBackend.name])
+		}
 		for _, r := range w.mounts {
 			c.checkMount(r, byName[r.name])
 			mounted[r.name] = true
@@ -169,7 +172,7 @@ var validatePrefixRE = regexp.MustCompile(`^workloads\[\d+\](?: \([^)]*\))?:? *`
 func (c *compiler) checkCanonical(s *Spec, ws []*yWorkload, at *yaml.Node) {
 	for i, w := range ws {
 		one := Spec{Version: s.Version, Workloads: s.Workloads[i : i+1]}
-		if err := one.Validate(); err != nil {
+		if err := one.validate(false); err != nil {
 			c.errorf(w.node, w.path, "%s", canonicalMsg(err))
 		}
 	}

@@ -49,12 +49,11 @@ var refusals = []struct {
 		{"8:1", "colour", `unknown field "colour"`},
 	}},
 	{"field_of_other_type.yaml", []want{{"8:5", "workloads[0].size", "size is a field of volume workloads, not container"}}},
-	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container or volume`}}},
+	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container, volume or gateway-name`}}},
 	{"unsupported_type.yaml", []want{
 		{"3:23", "workloads[0].type", "type network is not supported yet"},
 		{"4:22", "workloads[1].type", "type zdb is not supported yet"},
 		{"5:22", "workloads[2].type", "type qsfs is not supported yet"},
-		{"6:22", "workloads[3].type", "type gateway-name is not supported yet"},
 	}},
 	{"web.yaml", []want{
 		{"7:12", "workloads[0].image", `"nginx:latest" is not pinned by digest: use HOST/REPO@sha256:<64 hex> (zgrid image push prints one)`},
@@ -95,7 +94,7 @@ var refusals = []struct {
 	{"name_duplicate.yaml", []want{{"8:11", "workloads[1].name", `"web" is already the name of workloads[0] (line 3)`}}},
 	{"missing_fields.yaml", []want{
 		{"3:5", "workloads[0].name", "missing: every workload needs one"},
-		{"7:5", "workloads[1].type", "missing: want container or volume"},
+		{"7:5", "workloads[1].type", "missing: want container, volume or gateway-name"},
 		{"9:5", "workloads[2].image", "missing"},
 		{"9:5", "workloads[2].cpu", "missing"},
 		{"9:5", "workloads[2].memory", "missing"},
@@ -167,6 +166,13 @@ var refusals = []struct {
 		{"6:5", "workloads[0]", "merge keys (<<) are not supported"},
 		{"6:5", "workloads[0].type", "missing"},
 	}},
+	{"gateway_invalid.yaml", []want{
+		{"13:18", "workloads[1].public_name", `"Hello_World" is not a DNS label`},
+		{"16:11", "workloads[1].mode", `unknown mode "tcp"`},
+		{"18:19", "workloads[1].gateways[0].address", `"gw.example.net" is not HOST:PORT`},
+		{"18:40", "workloads[1].gateways[0].key", "not a gateway key"},
+	}},
+	{"gateway_backend.yaml", []want{{"15:11", "workloads[1].port", "container web does not listen on 9090: add it to its ports (workloads[0], line 3)"}}},
 	// The canonical Spec.Validate's errors, placed on the YAML.
 	{"config_too_large.yaml", []want{{"5:5", "workloads[0]", "config is 41353 bytes, limit 32768"}}},
 	{"resources_overflow.yaml", []want{{"4:1", "workloads", "resource total overflows"}}},

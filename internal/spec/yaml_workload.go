@@ -20,8 +20,9 @@ var (
 // supportedTypes are the workload types this version compiles; the other
 // known types are reserved.
 var supportedTypes = map[string][]string{
-	TypeContainer: containerFields,
-	TypeVolume:    volumeFields,
+	TypeContainer:   containerFields,
+	TypeVolume:      volumeFields,
+	TypeGatewayName: gatewayFields,
 }
 
 // ref is a name used somewhere in the spec, kept for cross-checks.
@@ -39,6 +40,8 @@ type yWorkload struct {
 	w         Workload
 	mounts    []ref // volume names, from mounts[].volume
 	secretEnv []ref
+	gwBackend ref        // a gateway-name's backend, for crossCheck
+	gwPort    *yaml.Node // and its port
 }
 
 // workloads compiles `workloads:`.
@@ -78,6 +81,8 @@ func (c *compiler) workload(n *yaml.Node, wpath string) *yWorkload {
 		c.container(m, w)
 	case TypeVolume:
 		c.volume(m, w)
+	case TypeGatewayName:
+		c.gatewayName(m, w)
 	}
 	return w
 }
@@ -99,7 +104,7 @@ func (c *compiler) workloadName(m fields, w *yWorkload) (string, *yaml.Node) {
 // workloadType reads a workload's type and checks its fields against it.
 // It returns "" for a missing, unknown or unsupported type.
 func (c *compiler) workloadType(m fields, w *yWorkload) string {
-	want := "want container or volume"
+	want := "want container, volume or gateway-name"
 	p, ok := c.need(m, w.node, w.path, "type", want)
 	if !ok {
 		return ""
@@ -113,7 +118,7 @@ func (c *compiler) workloadType(m fields, w *yWorkload) string {
 		c.allow(m, w.path, append([]string{"name", "type"}, supportedTypes[t]...), fieldOwner(t))
 		return t
 	case knownTypes[t]:
-		c.errorf(p.val, tpath, "type %s is not supported yet: this version runs container and volume workloads", t)
+		c.errorf(p.val, tpath, "type %s is not supported yet: this version runs container, volume and gateway-name workloads", t)
 	default:
 		c.errorf(p.val, tpath, "unknown type %q: %s", t, want)
 	}
