@@ -164,6 +164,8 @@ func dispatch(ctx *execCtx, tx *Tx, acct *account) error {
 		return execNameClaim(ctx, acct, op.NameClaim)
 	case op.NameRelease != nil:
 		return execNameRelease(ctx, acct, op.NameRelease)
+	case op.NameAuthorize != nil:
+		return execNameAuthorize(ctx, acct, op.NameAuthorize)
 	}
 	return reject(CodeMalformed, "no operation")
 }

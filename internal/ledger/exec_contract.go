@@ -23,7 +23,33 @@ func checkDeployment(ctx *execCtx, owner *Twin, d Deployment, rawSpec, secrets [
 	if err := sig.Key.Verify(TagDeployment, TxVersion, d, sig.Sig); err != nil {
 		return spec.Resources{}, reject(CodeBadSignature, "spec signature does not verify over the deployment (twin %d, node %d, generation %d)", d.Twin, d.Node, d.Generation)
 	}
+	if err := checkNamesHeld(ctx.st, owner.ID, s); err != nil {
+		return spec.Resources{}, err
+	}
 	return s.Total()
+}
+
+// checkNamesHeld refuses a spec whose gateway-name workloads serve a name
+// the owner does not hold.
+func checkNamesHeld(st reader, owner uint64, s *spec.Spec) error {
+	names, err := s.GatewayNames()
+	if err != nil {
+		return reject(CodeInvalid, "%v", err)
+	}
+	for _, name := range names {
+		var nc NameContract
+		found, err := getObj(st, kName(name), &nc)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return reject(CodeInvalid, "gateway name %q is not claimed: claim it first (zgrid name claim %s)", name, name)
+		}
+		if nc.Owner != owner {
+			return reject(CodeUnauthorized, "gateway name %q belongs to twin %d, not to twin %d", name, nc.Owner, owner)
+		}
+	}
+	return nil
 }
 
 // DeploymentFor returns what an owner signs for a contract generation.

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"net/netip"
 	"unicode/utf8"
 )
 
@@ -84,6 +86,9 @@ func execNodeHeartbeat(ctx *execCtx, acct *account, op *NodeHeartbeat) error {
 	if len(op.Version) > MaxVersionLen || !utf8.ValidString(op.Version) {
 		return reject(CodeInvalid, "software version must be at most %d bytes of UTF-8", MaxVersionLen)
 	}
+	if err := setOverlay(ctx, n, op.Overlay); err != nil {
+		return err
+	}
 	n.Capacity = op.Capacity
 	n.Version = op.Version
 	n.LastHeartbeat = ctx.now
@@ -92,4 +97,37 @@ func execNodeHeartbeat(ctx *execCtx, acct *account, op *NodeHeartbeat) error {
 	}
 	ctx.emit("node", "id", u(n.ID), "action", "heartbeat")
 	return ctx.setResult(TxResult{ID: n.ID})
+}
+
+// setOverlay checks and records a node's overlay key and endpoint. A key
+// is held by one node only: the index overlay-key/KEY names its holder, so
+// no node can announce another's key and disturb its peers.
+func setOverlay(ctx *execCtx, n *Node, o *NodeOverlay) error {
+	if o != nil {
+		if len(o.Key) != 32 || [32]byte(o.Key) == [32]byte{} {
+			return reject(CodeInvalid, "overlay key must be a non-zero 32-byte X25519 public key")
+		}
+		ap, err := netip.ParseAddrPort(o.Endpoint)
+		if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" || len(o.Endpoint) > MaxEndpointLen {
+			return reject(CodeInvalid, "overlay endpoint %q is not IP:PORT", o.Endpoint)
+		}
+		var holder uint64
+		found, err := getObj(ctx.st, kOverlayKey(o.Key), &holder)
+		if err != nil {
+			return err
+		}
+		if found && holder != n.ID {
+			return reject(CodeConflict, "overlay key is already announced by node %d", holder)
+		}
+	}
+	if n.Overlay != nil && (o == nil || !bytes.Equal(n.Overlay.Key, o.Key)) {
+		ctx.st.del(kOverlayKey(n.Overlay.Key))
+	}
+	if o != nil {
+		if err := putObj(ctx.st, kOverlayKey(o.Key), n.ID); err != nil {
+			return err
+		}
+	}
+	n.Overlay = o
+	return nil
 }

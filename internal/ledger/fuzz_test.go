@@ -110,7 +110,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 	key := w.keys[int(op>>4)%len(w.keys)]
 	id := uint64(arg%4) + 1
 	var o Op
-	switch op % 13 {
+	switch op % 15 {
 	case 0:
 		o.TwinRegister = &TwinRegister{}
 	case 1:
@@ -146,6 +146,11 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 		} else {
 			o.ContractCancel = &ContractCancel{Contract: id}
 		}
+	case 12:
+		o.NameAuthorize = &NameAuthorize{Name: fmt.Sprintf("n%d", arg%3), Keys: []identity.PublicKey{w.keys[arg%4].Public()}}
+	case 13:
+		o.NodeHeartbeat = &NodeHeartbeat{Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30, Disk: 1 << 30},
+			Overlay: &NodeOverlay{Key: bytes.Repeat([]byte{byte(arg%3) + 1}, 32), Endpoint: fmt.Sprintf("10.0.0.%d:51820", arg%5+1)}}
 	default:
 		o.TwinRevokeKey = &TwinRevokeKey{Key: w.keys[arg%4].Public()}
 	}

@@ -50,6 +50,7 @@ type Node struct {
 	Reserved      spec.Resources     `cbor:"reserved" json:"reserved"`
 	Version       string             `cbor:"version,omitempty" json:"version,omitempty"`
 	LastHeartbeat int64              `cbor:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"` // unix seconds
+	Overlay       *NodeOverlay       `cbor:"overlay,omitempty" json:"overlay,omitempty"`
 	Registered    int64              `cbor:"registered" json:"registered_height"`
 }
 
@@ -119,6 +120,8 @@ type NameContract struct {
 	Name    string `cbor:"name" json:"name"`
 	Owner   uint64 `cbor:"owner" json:"owner"`
 	Claimed int64  `cbor:"claimed" json:"claimed_height"`
+	// Keys may serve the name besides the owner's nodes (NameAuthorize).
+	Keys []identity.PublicKey `cbor:"keys,omitempty" json:"keys,omitempty"`
 }
 
 // Counters hold the next ids.
@@ -145,6 +148,7 @@ func kByNode(node, id uint64) string           { return u64key("by-node/", node,
 func kDeadline(height int64, id uint64) string { return u64key("deadline/", uint64(height), id) }
 func kNonce(twin uint64, nonce []byte) string  { return u64key("nonce/", twin) + string(nonce) }
 func kName(name string) string                 { return "name/" + name }
+func kOverlayKey(k []byte) string              { return "overlay-key/" + string(k) }
 
 // Seal parses the node's sealing key (validated when the node registered;
 // kept as bytes so that reading a node record does not parse an ML-KEM key).

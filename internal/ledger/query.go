@@ -24,6 +24,7 @@ const (
 	QueryTwinContracts = "/contracts/by-twin/" // + id → ContractList (Data: ListRequest)
 	QueryNodeContracts = "/contracts/by-node/" // + id → ContractList (Data: ListRequest)
 	QueryName          = "/name/"              // + name → NameContract
+	QueryNameServers   = "/name-servers/"      // + name → NameServers
 )
 
 // MaxListLimit caps one page of a list query.
@@ -91,6 +92,8 @@ func (a *App) query(path string, data []byte) (any, error) {
 		return a.queryList(path, QueryTwinContracts, "by-twin/", data)
 	case strings.HasPrefix(path, QueryNodeContracts):
 		return a.queryList(path, QueryNodeContracts, "by-node/", data)
+	case strings.HasPrefix(path, QueryNameServers):
+		return a.queryNameServers(strings.TrimPrefix(path, QueryNameServers))
 	case strings.HasPrefix(path, QueryName):
 		var n NameContract
 		return found(getObj(st, kName(strings.TrimPrefix(path, QueryName)), &n))(&n, "name is not claimed")

@@ -25,6 +25,7 @@ const (
 	MinNonceBytes   = 8
 	MaxSigs         = 4
 	MaxVersionLen   = 64
+	MaxEndpointLen  = 64
 	MaxFarmNameLen  = 64
 )
 
@@ -65,6 +66,7 @@ type Op struct {
 	ContractReport *ContractReport `cbor:"contract_report,omitempty"`
 	NameClaim      *NameClaim      `cbor:"name_claim,omitempty"`
 	NameRelease    *NameRelease    `cbor:"name_release,omitempty"`
+	NameAuthorize  *NameAuthorize  `cbor:"name_authorize,omitempty"`
 }
 
 // TwinRegister creates a twin whose root key is the signer. The signature
@@ -124,10 +126,20 @@ type FarmApprovalBody struct {
 	Expires int64              `cbor:"exp" json:"expires"`
 }
 
-// NodeHeartbeat reports a node's total capacity and software version.
+// NodeHeartbeat reports a node's total capacity and software version, and
+// its overlay key and endpoint (nil: the node is not on the overlay).
 type NodeHeartbeat struct {
 	Capacity spec.Resources `cbor:"capacity"`
 	Version  string         `cbor:"version"`
+	Overlay  *NodeOverlay   `cbor:"overlay,omitempty"`
+}
+
+// NodeOverlay is how peers reach a node on the overlay: its WireGuard
+// public key (X25519, derived from its identity; unique on the chain) and
+// the UDP endpoint it listens on.
+type NodeOverlay struct {
+	Key      []byte `cbor:"key" json:"key"`           // 32 bytes
+	Endpoint string `cbor:"endpoint" json:"endpoint"` // IP:PORT
 }
 
 // Deployment is what a twin signs (TagDeployment) for a node to run: it
@@ -200,6 +212,17 @@ type NameRelease struct {
 	Name string `cbor:"name"`
 }
 
+// NameAuthorize replaces the keys that may serve a name through gateways
+// besides the nodes that run the owner's gateway-name workloads for it
+// (`zgrid expose` on a machine that is not a node). Only the owner may.
+type NameAuthorize struct {
+	Name string               `cbor:"name"`
+	Keys []identity.PublicKey `cbor:"keys"`
+}
+
+// MaxNameKeys bounds the keys a name authorizes.
+const MaxNameKeys = 16
+
 // Kind names the single operation in op, or "" when there is not exactly one.
 func (op *Op) Kind() string {
 	kinds := []struct {
@@ -212,7 +235,7 @@ func (op *Op) Kind() string {
 		{op.ContractCreate != nil, "contract_create"}, {op.ContractUpdate != nil, "contract_update"},
 		{op.ContractCancel != nil, "contract_cancel"}, {op.ContractAccept != nil, "contract_accept"},
 		{op.ContractReport != nil, "contract_report"}, {op.NameClaim != nil, "name_claim"},
-		{op.NameRelease != nil, "name_release"},
+		{op.NameRelease != nil, "name_release"}, {op.NameAuthorize != nil, "name_authorize"},
 	}
 	kind := ""
 	for _, k := range kinds {

@@ -63,6 +63,14 @@ func (c *Client) Name(ctx context.Context, name string) (*ledger.NameContract, e
 	return &v, c.query(ctx, ledger.QueryName+name, nil, &v)
 }
 
+// NameServers returns the keys a gateway may accept a tunnel for name
+// from: the keys its owner authorized and the nodes serving the owner's
+// gateway-name workloads for it.
+func (c *Client) NameServers(ctx context.Context, name string) (ledger.NameServers, error) {
+	var v ledger.NameServers
+	return v, c.query(ctx, ledger.QueryNameServers+name, nil, &v)
+}
+
 // ContractsByTwin returns all contracts a twin owns, in id order.
 func (c *Client) ContractsByTwin(ctx context.Context, twin uint64) ([]ledger.Contract, error) {
 	return c.list(ctx, fmt.Sprintf("%s%d", ledger.QueryTwinContracts, twin))

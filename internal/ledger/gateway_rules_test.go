@@ -1,0 +1,121 @@
+package ledger
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/spec"
+)
+
+// gatewaySpec is a container and a gateway-name workload serving name.
+func gatewaySpec(t testing.TB, name string) []byte {
+	t.Helper()
+	web := spec.Workload{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 100, Memory: 64 << 20}}
+	if err := web.SetConfig(spec.ContainerConfig{Image: "hub.example/hello@sha256:" + string(bytes.Repeat([]byte("a"), 64)), Ports: []uint16{8080}}); err != nil {
+		t.Fatal(err)
+	}
+	gw := spec.Workload{Name: "site", Type: spec.TypeGatewayName}
+	gk := newKey(t).Public()
+	if err := gw.SetConfig(spec.GatewayNameConfig{Name: name, Backend: "web", Port: 8080, Gateways: []spec.GatewayRef{{Address: "10.0.0.1:4443", Key: gk}}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := (&spec.Spec{Version: spec.Version, Workloads: []spec.Workload{web, gw}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (w *world) nameServers(name string) (NameServers, Code) {
+	var ns NameServers
+	code := w.query(QueryNameServers+name, &ns)
+	return ns, code
+}
+
+// A gateway-name workload needs the owner to hold the name; the name's
+// servers are the keys the owner authorized and the nodes that accepted a
+// live contract serving it, and nothing else.
+func TestNameServers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	bob := newKey(t)
+	w.must(bob, Op{TwinRegister: &TwinRegister{}})
+	raw := gatewaySpec(t, "shop")
+
+	w.refused(w.do(w.user, w.createOp(w.user, w.twin, w.nodeID, raw)), CodeInvalid) // not claimed
+	w.must(bob, Op{NameClaim: &NameClaim{Name: "shop"}})
+	w.refused(w.do(w.user, w.createOp(w.user, w.twin, w.nodeID, raw)), CodeUnauthorized) // bob's
+	w.must(bob, Op{NameRelease: &NameRelease{Name: "shop"}})
+	w.must(w.user, Op{NameClaim: &NameClaim{Name: "shop"}})
+
+	if _, code := w.nameServers("nope"); code != CodeNotFound {
+		t.Fatalf("unclaimed name: %s", code)
+	}
+	if ns, _ := w.nameServers("shop"); len(ns.Keys) != 0 || ns.Owner != w.twin {
+		t.Fatalf("fresh name has servers: %+v", ns)
+	}
+	id := w.must(w.user, w.createOp(w.user, w.twin, w.nodeID, raw))
+	if ns, _ := w.nameServers("shop"); len(ns.Keys) != 0 {
+		t.Fatalf("servers before the node accepted: %+v", ns)
+	}
+	w.must(w.node, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}})
+	if ns, _ := w.nameServers("shop"); !slices.Equal(ns.Keys, []identity.PublicKey{w.node.Public()}) {
+		t.Fatalf("servers after accept = %v, want the node", ns.Keys)
+	}
+
+	laptop := newKey(t).Public()
+	w.refused(w.do(bob, Op{NameAuthorize: &NameAuthorize{Name: "shop", Keys: []identity.PublicKey{laptop}}}), CodeUnauthorized)
+	w.refused(w.do(w.user, Op{NameAuthorize: &NameAuthorize{Name: "shop", Keys: []identity.PublicKey{laptop, laptop}}}), CodeInvalid)
+	w.refused(w.do(w.user, Op{NameAuthorize: &NameAuthorize{Name: "nope", Keys: []identity.PublicKey{laptop}}}), CodeNotFound)
+	w.refused(w.do(w.node, Op{NameAuthorize: &NameAuthorize{Name: "shop"}}), CodeUnauthorized)
+	w.must(w.user, Op{NameAuthorize: &NameAuthorize{Name: "shop", Keys: []identity.PublicKey{laptop}}})
+	if ns, _ := w.nameServers("shop"); !slices.Equal(ns.Keys, []identity.PublicKey{laptop, w.node.Public()}) {
+		t.Fatalf("servers = %v, want laptop and node", ns.Keys)
+	}
+
+	w.must(w.user, Op{ContractCancel: &ContractCancel{Contract: id}})
+	if ns, _ := w.nameServers("shop"); !slices.Equal(ns.Keys, []identity.PublicKey{laptop}) {
+		t.Fatalf("servers after cancel = %v, want only laptop", ns.Keys)
+	}
+	w.must(w.user, Op{NameRelease: &NameRelease{Name: "shop"}})
+	w.must(bob, Op{NameClaim: &NameClaim{Name: "shop"}})
+	if ns, _ := w.nameServers("shop"); len(ns.Keys) != 0 || ns.Owner == w.twin {
+		t.Fatalf("a new owner inherited servers: %+v", ns)
+	}
+}
+
+// A node's overlay key and endpoint are checked and the key is held by
+// one node at a time.
+func TestHeartbeatOverlay(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	other := newKey(t)
+	w.registerNode(other, w.farmer, w.farm)
+	key := bytes.Repeat([]byte{9}, 32)
+	hb := func(o *NodeOverlay) Op {
+		return Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 1000}, Version: "t", Overlay: o}}
+	}
+	for _, bad := range []*NodeOverlay{
+		{Key: key[:31], Endpoint: "10.0.0.1:51820"},
+		{Key: make([]byte, 32), Endpoint: "10.0.0.1:51820"},
+		{Key: key, Endpoint: "10.0.0.1"},
+		{Key: key, Endpoint: "10.0.0.1:0"},
+		{Key: key, Endpoint: "node.example:51820"},
+		{Key: key, Endpoint: "[fe80::1%eth0]:51820"},
+	} {
+		w.refused(w.do(w.node, hb(bad)), CodeInvalid)
+	}
+	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "[fd00::1]:51820"}))
+	var n Node
+	if w.query(QueryNode+"1", &n); n.Overlay == nil || !bytes.Equal(n.Overlay.Key, key) || n.Overlay.Endpoint != "[fd00::1]:51820" {
+		t.Fatalf("node overlay = %+v", n.Overlay)
+	}
+	w.refused(w.do(other, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"})), CodeConflict)
+	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"})) // same key, new endpoint
+	w.must(w.node, hb(&NodeOverlay{Key: bytes.Repeat([]byte{8}, 32), Endpoint: "10.0.0.1:51820"}))
+	w.must(other, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"})) // released by the key change
+	w.must(other, hb(nil))
+	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"})) // released by leaving
+}
