@@ -44,6 +44,19 @@ func newFarmCmd(g *globals) *cobra.Command {
 				})
 			})
 		},
+	}, &cobra.Command{
+		Use:   "remove-node ID",
+		Short: "Remove a node of your farm for good: it signs nothing more and leaves the overlay",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || id == 0 {
+				return fmt.Errorf("node id %q: want a positive number", args[0])
+			}
+			return g.submitOp(cmd, "remove node", ledger.Op{FarmRemoveNode: &ledger.FarmRemoveNode{Node: id}}, func(*client.Result) string {
+				return fmt.Sprintf("removed node %d", id)
+			})
+		},
 	})
 	return cmd
 }

@@ -166,6 +166,8 @@ func dispatch(ctx *execCtx, tx *Tx, acct *account) error {
 		return execNameRelease(ctx, acct, op.NameRelease)
 	case op.NameAuthorize != nil:
 		return execNameAuthorize(ctx, acct, op.NameAuthorize)
+	case op.FarmRemoveNode != nil:
+		return execFarmRemoveNode(ctx, acct, op.FarmRemoveNode)
 	}
 	return reject(CodeMalformed, "no operation")
 }
@@ -180,6 +182,9 @@ func requireTwin(acct *account, what string) (*Twin, error) {
 func requireNode(acct *account, what string) (*Node, error) {
 	if acct.node == nil {
 		return nil, reject(CodeUnauthorized, "%s must be signed by a node's key", what)
+	}
+	if acct.node.Removed != 0 {
+		return nil, reject(CodeUnauthorized, "node %d was removed from farm %d at height %d", acct.node.ID, acct.node.Farm, acct.node.Removed)
 	}
 	return acct.node, nil
 }

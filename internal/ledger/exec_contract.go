@@ -78,6 +78,9 @@ func execContractCreate(ctx *execCtx, acct *account, op *ContractCreate) error {
 	if err != nil {
 		return err
 	}
+	if n.Removed != 0 {
+		return reject(CodeInvalid, "node %d was removed from its farm; choose another node", n.ID)
+	}
 	d := DeploymentFor(ctx.chain, t.ID, n.ID, op.Nonce, 1, op.Spec, op.Secrets)
 	if _, err := checkDeployment(ctx, t, d, op.Spec, op.Secrets, op.SpecSig); err != nil {
 		return err

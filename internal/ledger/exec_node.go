@@ -131,3 +131,33 @@ func setOverlay(ctx *execCtx, n *Node, o *NodeOverlay) error {
 	n.Overlay = o
 	return nil
 }
+
+func execFarmRemoveNode(ctx *execCtx, acct *account, op *FarmRemoveNode) error {
+	t, err := requireTwin(acct, "removing a node")
+	if err != nil {
+		return err
+	}
+	n, err := loadNode(ctx.st, op.Node)
+	if err != nil {
+		return err
+	}
+	farm, err := loadFarm(ctx.st, n.Farm)
+	if err != nil {
+		return err
+	}
+	if farm.Owner != t.ID {
+		return reject(CodeUnauthorized, "node %d belongs to farm %d of twin %d; only the farm's owner may remove it", n.ID, farm.ID, farm.Owner)
+	}
+	if n.Removed != 0 {
+		return reject(CodeConflict, "node %d was already removed at height %d", n.ID, n.Removed)
+	}
+	if err := setOverlay(ctx, n, nil); err != nil {
+		return err
+	}
+	n.Removed = ctx.height
+	if err := putObj(ctx.st, kNode(n.ID), n); err != nil {
+		return err
+	}
+	ctx.emit("node", "id", u(n.ID), "farm", u(farm.ID), "action", "remove")
+	return ctx.setResult(TxResult{ID: n.ID})
+}

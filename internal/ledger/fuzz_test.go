@@ -110,7 +110,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 	key := w.keys[int(op>>4)%len(w.keys)]
 	id := uint64(arg%4) + 1
 	var o Op
-	switch op % 15 {
+	switch op % 16 {
 	case 0:
 		o.TwinRegister = &TwinRegister{}
 	case 1:
@@ -148,6 +148,8 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 		}
 	case 12:
 		o.NameAuthorize = &NameAuthorize{Name: fmt.Sprintf("n%d", arg%3), Keys: []identity.PublicKey{w.keys[arg%4].Public()}}
+	case 14:
+		o.FarmRemoveNode = &FarmRemoveNode{Node: id}
 	case 13:
 		o.NodeHeartbeat = &NodeHeartbeat{Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30, Disk: 1 << 30},
 			Overlay: &NodeOverlay{Key: bytes.Repeat([]byte{byte(arg%3) + 1}, 32), Endpoint: fmt.Sprintf("10.0.0.%d:51820", arg%5+1)}}

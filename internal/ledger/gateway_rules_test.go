@@ -119,3 +119,44 @@ func TestHeartbeatOverlay(t *testing.T) {
 	w.must(other, hb(nil))
 	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"})) // released by leaving
 }
+
+// Only the farm's owner removes a node; a removed node signs nothing more,
+// leaves the overlay, takes no new contracts, and the node list says so.
+func TestFarmRemoveNode(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	key := bytes.Repeat([]byte{7}, 32)
+	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "t",
+		Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"}}})
+	w.refused(w.do(w.user, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
+	w.refused(w.do(w.node, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
+	w.must(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}})
+	w.refused(w.do(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeConflict)
+	w.refused(w.do(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Version: "t"}}), CodeUnauthorized)
+	w.refused(w.do(w.user, w.createOp(w.user, w.twin, w.nodeID, testSpec(t, 100))), CodeInvalid)
+
+	var list NodeList
+	if code := w.query(QueryNodes, &list); code != 0 || len(list.Nodes) != 1 {
+		t.Fatalf("node list: %s %+v", code, list)
+	}
+	if n := list.Nodes[0]; n.Removed == 0 || n.Overlay != nil {
+		t.Fatalf("removed node still listed as live: %+v", n)
+	}
+	// Its overlay key is free for another node.
+	other := newKey(t)
+	w.registerNode(other, w.farmer, w.farm)
+	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Version: "t", Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"}}})
+}
+
+func TestNodeListPages(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	for range 3 {
+		w.registerNode(newKey(t), w.farmer, w.farm)
+	}
+	var page NodeList
+	data := mustMarshal(t, ListRequest{After: 1, Limit: 2})
+	if code := w.queryData(QueryNodes, data, &page); code != 0 || len(page.Nodes) != 2 || !page.More || page.Nodes[0].ID != 2 {
+		t.Fatalf("page = %s %+v", code, page)
+	}
+}

@@ -119,7 +119,12 @@ func (c *chainT) refused(r *abci.ExecTxResult, want Code) {
 
 func (c *chainT) query(path string, v any) Code {
 	c.t.Helper()
-	r, err := c.app.Query(context.Background(), &abci.QueryRequest{Path: path})
+	return c.queryData(path, nil, v)
+}
+
+func (c *chainT) queryData(path string, data []byte, v any) Code {
+	c.t.Helper()
+	r, err := c.app.Query(context.Background(), &abci.QueryRequest{Path: path, Data: data})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ type Node struct {
 	Version       string             `cbor:"version,omitempty" json:"version,omitempty"`
 	LastHeartbeat int64              `cbor:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"` // unix seconds
 	Overlay       *NodeOverlay       `cbor:"overlay,omitempty" json:"overlay,omitempty"`
+	Removed       int64              `cbor:"removed,omitempty" json:"removed_height,omitempty"` // height the farm removed it at
 	Registered    int64              `cbor:"registered" json:"registered_height"`
 }
 

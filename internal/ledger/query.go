@@ -25,6 +25,7 @@ const (
 	QueryNodeContracts = "/contracts/by-node/" // + id → ContractList (Data: ListRequest)
 	QueryName          = "/name/"              // + name → NameContract
 	QueryNameServers   = "/name-servers/"      // + name → NameServers
+	QueryNodes         = "/nodes"              // NodeList (Data: ListRequest)
 )
 
 // MaxListLimit caps one page of a list query.
@@ -84,6 +85,8 @@ func queryErr(h int64, err error) *abci.QueryResponse {
 func (a *App) query(path string, data []byte) (any, error) {
 	st := a.store
 	switch {
+	case path == QueryNodes:
+		return a.queryNodes(data)
 	case path == QueryChain:
 		return ChainInfo{Chain: a.chain, Params: a.params, Height: st.meta.Height}, nil
 	case strings.HasPrefix(path, QueryAccount):

@@ -6,6 +6,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/wire"
 )
 
 // NameServers is the answer to QueryNameServers: the keys a gateway may
@@ -60,4 +61,36 @@ func servesName(raw []byte, name string) bool {
 	}
 	names, err := s.GatewayNames()
 	return err == nil && slices.Contains(names, name)
+}
+
+// NodeList is one page of nodes, in id order; More says another follows.
+type NodeList struct {
+	Nodes []Node `cbor:"nodes" json:"nodes"`
+	More  bool   `cbor:"more,omitempty" json:"more"`
+}
+
+func (a *App) queryNodes(data []byte) (any, error) {
+	var req ListRequest
+	if len(data) > 0 {
+		if err := wire.Unmarshal(data, &req); err != nil {
+			return nil, reject(CodeMalformed, "list request: %v", err)
+		}
+	}
+	if req.Limit == 0 || req.Limit > MaxListLimit {
+		req.Limit = MaxListLimit
+	}
+	out := NodeList{Nodes: []Node{}}
+	err := a.store.scan("node/", u64key("node/", req.After+1), func(key string, _ []byte) (bool, error) {
+		if len(out.Nodes) == int(req.Limit) {
+			out.More = true
+			return false, nil
+		}
+		n, err := loadNode(a.store, beUint64(key[len(key)-8:]))
+		if err != nil {
+			return false, fmt.Errorf("%w: node entry %x", ErrCorruptState, key)
+		}
+		out.Nodes = append(out.Nodes, *n)
+		return true, nil
+	})
+	return out, err
 }

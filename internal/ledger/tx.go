@@ -67,6 +67,7 @@ type Op struct {
 	NameClaim      *NameClaim      `cbor:"name_claim,omitempty"`
 	NameRelease    *NameRelease    `cbor:"name_release,omitempty"`
 	NameAuthorize  *NameAuthorize  `cbor:"name_authorize,omitempty"`
+	FarmRemoveNode *FarmRemoveNode `cbor:"farm_remove_node,omitempty"`
 }
 
 // TwinRegister creates a twin whose root key is the signer. The signature
@@ -124,6 +125,14 @@ type FarmApprovalBody struct {
 	Farm    uint64             `cbor:"farm" json:"farm"`
 	Node    identity.PublicKey `cbor:"node" json:"node"`
 	Expires int64              `cbor:"exp" json:"expires"`
+}
+
+// FarmRemoveNode takes a node out of its farm for good: its key can sign
+// nothing more, and it leaves the overlay (peers drop it). Only the farm's
+// owner may. Contracts on the node stay as they are; their owners cancel
+// them.
+type FarmRemoveNode struct {
+	Node uint64 `cbor:"node"`
 }
 
 // NodeHeartbeat reports a node's total capacity and software version, and
@@ -236,6 +245,7 @@ func (op *Op) Kind() string {
 		{op.ContractCancel != nil, "contract_cancel"}, {op.ContractAccept != nil, "contract_accept"},
 		{op.ContractReport != nil, "contract_report"}, {op.NameClaim != nil, "name_claim"},
 		{op.NameRelease != nil, "name_release"}, {op.NameAuthorize != nil, "name_authorize"},
+		{op.FarmRemoveNode != nil, "farm_remove_node"},
 	}
 	kind := ""
 	for _, k := range kinds {

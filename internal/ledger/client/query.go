@@ -137,3 +137,25 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	}
 	return s, nil
 }
+
+// Nodes returns every node, removed ones included (Node.Removed), in id
+// order.
+func (c *Client) Nodes(ctx context.Context) ([]ledger.Node, error) {
+	var out []ledger.Node
+	req := ledger.ListRequest{}
+	for {
+		data, err := wire.Marshal(req)
+		if err != nil {
+			return nil, err
+		}
+		var page ledger.NodeList
+		if err := c.query(ctx, ledger.QueryNodes, data, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Nodes...)
+		if !page.More || len(page.Nodes) == 0 {
+			return out, nil
+		}
+		req.After = page.Nodes[len(page.Nodes)-1].ID
+	}
+}
