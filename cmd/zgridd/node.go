@@ -97,7 +97,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	}
 	go node.Heartbeat(ctx, signer, func() (spec.Resources, error) {
 		return node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
-	}, Version, f.heartbeat, log)
+	}, Version, nil, f.heartbeat, log)
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
 	return r.Run(ctx)
 }

@@ -53,16 +53,17 @@ func Register(ctx context.Context, c *client.Client, key identity.PrivateKey, fa
 	return res.ID, nil
 }
 
-// Heartbeat reports capacity and version every interval until ctx ends.
-// Failures are logged and retried at the next beat.
-func Heartbeat(ctx context.Context, s *client.Signer, capacity func() (spec.Resources, error), version string, every time.Duration, log *slog.Logger) {
+// Heartbeat reports capacity, version and the overlay key and endpoint
+// (nil: not on the overlay) every interval until ctx ends. Failures are
+// logged and retried at the next beat.
+func Heartbeat(ctx context.Context, s *client.Signer, capacity func() (spec.Resources, error), version string, overlay *ledger.NodeOverlay, every time.Duration, log *slog.Logger) {
 	beat := func() {
 		capa, err := capacity()
 		if err != nil {
 			log.Warn("measure capacity", "err", err)
 			return
 		}
-		if _, err := s.Submit(ctx, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: capa, Version: version}}); err != nil && ctx.Err() == nil {
+		if _, err := s.Submit(ctx, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: capa, Version: version, Overlay: overlay}}); err != nil && ctx.Err() == nil {
 			log.Warn("heartbeat", "err", err)
 		}
 	}

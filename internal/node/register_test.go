@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -50,14 +51,16 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	want := spec.Resources{CPU: 3000, Memory: 1 << 30, Disk: 1 << 32}
+	ov := &ledger.NodeOverlay{Key: bytes.Repeat([]byte{3}, 32), Endpoint: "10.1.2.3:51820"}
 	go func() {
 		defer close(done)
-		Heartbeat(hctx, c.Signer(nodeKey), func() (spec.Resources, error) { return want, nil }, "v-test", 50*time.Millisecond, log)
+		Heartbeat(hctx, c.Signer(nodeKey), func() (spec.Resources, error) { return want, nil }, "v-test", ov, 50*time.Millisecond, log)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		n, err := c.Node(ctx, id)
-		if err == nil && n.Capacity == want && n.Version == "v-test" && n.LastHeartbeat != 0 {
+		if err == nil && n.Capacity == want && n.Version == "v-test" && n.LastHeartbeat != 0 &&
+			n.Overlay != nil && n.Overlay.Endpoint == ov.Endpoint && bytes.Equal(n.Overlay.Key, ov.Key) {
 			break
 		}
 		if time.Now().After(deadline) {
