@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
@@ -15,6 +16,19 @@ type Siblings interface {
 	// with a *PermanentError wrapping ErrInvalid when the spec has no
 	// mountable workload of that name.
 	HostPath(ctx context.Context, name string) (string, error)
+	// Addr returns the node-local address of the named workload (a
+	// container), which the node reaches it at. Like HostPath, it fails
+	// with ErrDependency (retryable) while that workload is not
+	// provisioned and permanently when the spec has no such workload.
+	Addr(ctx context.Context, name string) (netip.Addr, error)
+}
+
+// Addresser is implemented by managers whose workloads have a node-local
+// address (container).
+type Addresser interface {
+	// Addr returns workload name of deployment d's address; ErrNotFound
+	// (wrapped) if it is not provisioned. It does not drain events.
+	Addr(ctx context.Context, d Deployment, name string) (netip.Addr, error)
 }
 
 // Mounter is implemented by managers whose workloads can be mounted into a
@@ -40,13 +54,36 @@ type siblings struct {
 	managers map[string]Manager
 }
 
-func (s *siblings) HostPath(ctx context.Context, name string) (string, error) {
-	var w *spec.Workload
+func (s *siblings) find(name string) *spec.Workload {
 	for i := range s.spec.Workloads {
 		if s.spec.Workloads[i].Name == name {
-			w = &s.spec.Workloads[i]
+			return &s.spec.Workloads[i]
 		}
 	}
+	return nil
+}
+
+func (s *siblings) Addr(ctx context.Context, name string) (netip.Addr, error) {
+	w := s.find(name)
+	if w == nil {
+		return netip.Addr{}, Permanent(ErrInvalid, "no workload %q in this deployment to connect to", name)
+	}
+	m, ok := s.managers[w.Type].(Addresser)
+	if !ok {
+		return netip.Addr{}, Permanent(ErrInvalid, "workload %q is a %s, which has no address", name, w.Type)
+	}
+	a, err := m.Addr(ctx, s.d, name)
+	if IsPermanent(err) {
+		return netip.Addr{}, err
+	}
+	if err != nil {
+		return netip.Addr{}, Retryable(ErrDependency, "%s %q has no address yet: %v", w.Type, name, err)
+	}
+	return a, nil
+}
+
+func (s *siblings) HostPath(ctx context.Context, name string) (string, error) {
+	w := s.find(name)
 	if w == nil {
 		return "", Permanent(ErrInvalid, "no workload %q in this deployment to mount", name)
 	}
