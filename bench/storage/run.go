@@ -80,7 +80,7 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("generate: %w", err)
 	}
 	b.rep.GenSeconds = time.Since(start).Seconds()
-	for _, step := range []func(context.Context) error{b.dirBackends, b.zdbBackends, b.restic} {
+	for _, step := range []func(context.Context) error{b.dirBackends, b.packBackends, b.zdbBackends, b.restic} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -213,20 +213,27 @@ func (b *bench) writeConfig(name string, backends []string) (string, error) {
 	return path, os.WriteFile(path, []byte(s.String()), 0o600)
 }
 
-// dirBackends puts and gets the file over k+m directory backends.
-func (b *bench) dirBackends(ctx context.Context) error {
+// dirBackends puts and gets the file over k+m directory backends, one
+// file per shard.
+func (b *bench) dirBackends(ctx context.Context) error { return b.dirLayout(ctx, "dir", "files") }
+
+// packBackends does the same over directory backends of the packed
+// layout (shards appended to data files).
+func (b *bench) packBackends(ctx context.Context) error { return b.dirLayout(ctx, "pack", "packed") }
+
+func (b *bench) dirLayout(ctx context.Context, phase, layout string) error {
 	var lines []string
 	for i := range b.c.k + b.c.m {
-		lines = append(lines, fmt.Sprintf("{id: d%02d, type: dir, path: %q, domain: disk%02d}", i, filepath.Join(b.dir, "dirs", fmt.Sprintf("d%02d", i)), i))
+		lines = append(lines, fmt.Sprintf("{id: d%02d, type: dir, layout: %s, path: %q, domain: disk%02d}", i, layout, filepath.Join(b.dir, "dirs", fmt.Sprintf("d%02d", i)), i))
 	}
-	cfg, err := b.writeConfig("dir.yaml", lines)
+	cfg, err := b.writeConfig(phase+".yaml", lines)
 	if err != nil {
 		return err
 	}
-	if err := b.storePhase(ctx, "put-dir", "put", cfg, b.src); err != nil {
+	if err := b.storePhase(ctx, "put-"+phase, "put", cfg, b.src); err != nil {
 		return err
 	}
-	if err := b.storePhase(ctx, "get-dir", "get", cfg, filepath.Join(b.dir, "out-dir.bin")); err != nil {
+	if err := b.storePhase(ctx, "get-"+phase, "get", cfg, filepath.Join(b.dir, "out-"+phase+".bin")); err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(b.dir, "dirs"))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/storage"
 	"github.com/zerogrid/zerogrid/internal/storage/dir"
+	"github.com/zerogrid/zerogrid/internal/storage/pack"
 	"github.com/zerogrid/zerogrid/internal/storage/zdbbackend"
 )
 
@@ -34,11 +35,18 @@ type BackendConfig struct {
 	Type      string `yaml:"type"`
 	Domain    string `yaml:"domain"`
 	Path      string `yaml:"path"`      // dir
+	Layout    string `yaml:"layout"`    // dir: "files" (default: one file per shard) or "packed"
 	Address   string `yaml:"address"`   // zdb
 	Namespace string `yaml:"namespace"` // zdb
 	Password  string `yaml:"password"`  // zdb
 	line      int
 }
+
+// Layouts of a dir backend.
+const (
+	LayoutFiles  = "files"  // one file per shard (internal/storage/dir)
+	LayoutPacked = "packed" // shards appended to data files (internal/storage/pack)
+)
 
 // Params returns the data encoder's parameters.
 func (c *Config) Params() storage.Params {
@@ -139,15 +147,23 @@ func (c *Config) validate(file string) error {
 			if b.Path == "" || b.Address != "" || b.Namespace != "" || b.Password != "" {
 				return bad("type dir wants path, and no address, namespace or password")
 			}
+			switch b.Layout {
+			case "", LayoutFiles, LayoutPacked:
+			default:
+				return bad("layout %q: want files (one file per shard) or packed (shards appended to data files)", b.Layout)
+			}
 			if !filepath.IsAbs(b.Path) {
 				b.Path = filepath.Join(filepath.Dir(file), b.Path)
 			}
 		case "zdb":
-			if b.Address == "" || b.Namespace == "" || b.Path != "" {
+			if b.Address == "" || b.Namespace == "" || b.Path != "" || b.Layout != "" {
 				return bad("type zdb wants address and namespace (and password if the namespace has one), and no path")
 			}
 		default:
 			return bad("type %q: want dir or zdb", b.Type)
+		}
+		if b.Layout == LayoutPacked && maxShardSize(c.Params()) > pack.MaxObjectSize {
+			return bad("shards of %d-byte segments at k = %d exceed the packed layout's %d-byte objects: lower segment_size or raise k", c.Params().SegmentSize, c.K, pack.MaxObjectSize)
 		}
 		if b.Type == "zdb" && maxShardSize(c.Params()) > zdbbackend.MaxObjectSize {
 			return bad("shards of %d-byte segments at k = %d exceed zdb's %d-byte values: lower segment_size or raise k", c.Params().SegmentSize, c.K, zdbbackend.MaxObjectSize)
@@ -179,7 +195,12 @@ func (c *Config) OpenBackends(log *slog.Logger) ([]storage.Backend, error) {
 		)
 		switch bc.Type {
 		case "dir":
-			if b, err = dir.Open(bc.ID, bc.Domain, bc.Path, log); err != nil {
+			if bc.Layout == LayoutPacked {
+				b, err = pack.Open(bc.ID, bc.Domain, bc.Path, log)
+			} else {
+				b, err = dir.Open(bc.ID, bc.Domain, bc.Path, log)
+			}
+			if err != nil {
 				// A missing disk is one backend down, not a failed command:
 				// the store tolerates m of them.
 				if log != nil {
