@@ -24,6 +24,12 @@ import (
 	"github.com/zerogrid/zerogrid/internal/storage"
 )
 
+// packedMarker is a file only a packed store (internal/storage/pack) has.
+const packedMarker = "objects/namespace.json"
+
+// ErrOtherLayout: the directory holds a packed store.
+var ErrOtherLayout = errors.New("the directory holds a packed store (layout packed), not one file per shard: set layout: packed, or use an empty directory")
+
 // Backend stores objects as files in a directory.
 type Backend struct {
 	id, domain, root string
@@ -44,6 +50,9 @@ func Open(id, domain, root string, log *slog.Logger) (*Backend, error) {
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("dir backend %s: create %s: %w", id, abs, mapErr(err))
+	}
+	if _, err := os.Stat(filepath.Join(abs, packedMarker)); err == nil {
+		return nil, fmt.Errorf("dir backend %s: %s: %w", id, abs, ErrOtherLayout)
 	}
 	return &Backend{id: id, domain: domain, root: abs, log: log.With("backend", id)}, nil
 }

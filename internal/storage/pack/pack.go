@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"syscall"
 	"time"
 
@@ -51,6 +52,9 @@ var _ storage.Backend = (*Backend)(nil)
 func Open(id, domain, root string, log *slog.Logger) (*Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkNotFiles(root); err != nil {
+		return nil, fmt.Errorf("pack backend %s: %w", id, err)
 	}
 	st, err := zdb.Open(zdb.Options{Dir: root, Logger: log.With("backend", id), Sync: zdb.SyncBatch, CompactInterval: compactEvery})
 	if err != nil {
@@ -173,6 +177,24 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info)
 		}
 		after = page[len(page)-1].LSN
 	}
+}
+
+// ErrOtherLayout: the directory holds a backend of the files layout.
+var ErrOtherLayout = errors.New("the directory holds one file per shard (layout files), not a packed store: set layout: files, or use an empty directory")
+
+// checkNotFiles refuses a directory that holds shard files, so a config
+// that names the wrong layout does not make every shard look lost.
+func checkNotFiles(root string) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil // missing: zdb.Open creates it; unreadable: zdb.Open says why
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && storage.ValidName(e.Name()) == nil {
+			return fmt.Errorf("%s: %w", root, ErrOtherLayout)
+		}
+	}
+	return nil
 }
 
 func mapErr(err error) error {

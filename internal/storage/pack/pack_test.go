@@ -1,10 +1,12 @@
 package pack
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/zerogrid/zerogrid/internal/storage"
 	"github.com/zerogrid/zerogrid/internal/storage/backendtest"
+	"github.com/zerogrid/zerogrid/internal/storage/dir"
 )
 
 func TestConformance(t *testing.T) {
@@ -41,5 +43,31 @@ func TestReopen(t *testing.T) {
 	got, err := b.Get(t.Context(), "a.1", 1, 3)
 	if err != nil || string(got) != "ell" {
 		t.Fatalf("after reopen: %q %v", got, err)
+	}
+}
+
+// Naming the wrong layout is an error, not a store whose shards all look
+// lost: a packed store refuses a directory of shard files and the files
+// layout refuses a packed store.
+func TestLayoutMismatch(t *testing.T) {
+	t.Parallel()
+	files, packed := t.TempDir(), t.TempDir()
+	d, err := dir.Open("d", "", files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(t.Context(), "s.1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open("p", "", files, nil); !errors.Is(err, ErrOtherLayout) {
+		t.Fatalf("pack over a files directory: %v", err)
+	}
+	p, err := Open("p", "", packed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := dir.Open("d", "", packed, nil); !errors.Is(err, dir.ErrOtherLayout) {
+		t.Fatalf("files layout over a packed directory: %v", err)
 	}
 }
