@@ -17,6 +17,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
+	"github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/volume"
 )
 
@@ -85,7 +86,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	managers, err := newManagers(f, log)
+	managers, err := newManagers(f, log, c.Chain(), id)
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func readApproval(path string) (*ledger.FarmApproval, error) {
 	return ledger.ParseFarmApproval(b)
 }
 
-func newManagers(f *nodeFlags, log *slog.Logger) (map[string]workload.Manager, error) {
+func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64) (map[string]workload.Manager, error) {
 	clock := workload.SystemClock{}
 	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
 	if err != nil {
@@ -161,7 +162,16 @@ func newManagers(f *nodeFlags, log *slog.Logger) (map[string]workload.Manager, e
 		vol.Close()
 		return nil, err
 	}
-	return map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr}, nil
+	ms := map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr}
+	if tools, err := network.LookTools(); err != nil {
+		log.Warn("this node will refuse network workloads", "reason", err)
+	} else if nets, err := network.New(network.Config{DataDir: f.data, Log: log.With("workload", "network"), Clock: clock,
+		Chain: chain, NodeID: nodeID, Tools: tools}); err != nil {
+		log.Warn("this node will refuse network workloads", "reason", err)
+	} else {
+		ms[spec.TypeNetwork] = nets
+	}
+	return ms, nil
 }
 
 func closeManagers(ms map[string]workload.Manager) {

@@ -166,6 +166,9 @@ func (s *Spec) validate(refs bool) error {
 	if err := s.validateGateways(refs); err != nil {
 		return err
 	}
+	if err := s.validateNetworks(); err != nil {
+		return err
+	}
 	_, err := s.Total()
 	return err
 }

@@ -49,9 +49,8 @@ var refusals = []struct {
 		{"8:1", "colour", `unknown field "colour"`},
 	}},
 	{"field_of_other_type.yaml", []want{{"8:5", "workloads[0].size", "size is a field of volume workloads, not container"}}},
-	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container, volume or gateway-name`}}},
+	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container, volume, network or gateway-name`}}},
 	{"unsupported_type.yaml", []want{
-		{"3:23", "workloads[0].type", "type network is not supported yet"},
 		{"4:22", "workloads[1].type", "type zdb is not supported yet"},
 		{"5:22", "workloads[2].type", "type qsfs is not supported yet"},
 	}},
@@ -94,7 +93,7 @@ var refusals = []struct {
 	{"name_duplicate.yaml", []want{{"8:11", "workloads[1].name", `"web" is already the name of workloads[0] (line 3)`}}},
 	{"missing_fields.yaml", []want{
 		{"3:5", "workloads[0].name", "missing: every workload needs one"},
-		{"7:5", "workloads[1].type", "missing: want container, volume or gateway-name"},
+		{"7:5", "workloads[1].type", "missing: want container, volume, network or gateway-name"},
 		{"9:5", "workloads[2].image", "missing"},
 		{"9:5", "workloads[2].cpu", "missing"},
 		{"9:5", "workloads[2].memory", "missing"},

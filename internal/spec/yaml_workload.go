@@ -23,6 +23,7 @@ var supportedTypes = map[string][]string{
 	TypeContainer:   containerFields,
 	TypeVolume:      volumeFields,
 	TypeGatewayName: gatewayFields,
+	TypeNetwork:     {},
 }
 
 // ref is a name used somewhere in the spec, kept for cross-checks.
@@ -83,6 +84,8 @@ func (c *compiler) workload(n *yaml.Node, wpath string) *yWorkload {
 		c.volume(m, w)
 	case TypeGatewayName:
 		c.gatewayName(m, w)
+	case TypeNetwork:
+		c.setConfig(w, NetworkConfig{})
 	}
 	return w
 }
@@ -104,7 +107,7 @@ func (c *compiler) workloadName(m fields, w *yWorkload) (string, *yaml.Node) {
 // workloadType reads a workload's type and checks its fields against it.
 // It returns "" for a missing, unknown or unsupported type.
 func (c *compiler) workloadType(m fields, w *yWorkload) string {
-	want := "want container, volume or gateway-name"
+	want := "want container, volume, network or gateway-name"
 	p, ok := c.need(m, w.node, w.path, "type", want)
 	if !ok {
 		return ""
@@ -118,7 +121,7 @@ func (c *compiler) workloadType(m fields, w *yWorkload) string {
 		c.allow(m, w.path, append([]string{"name", "type"}, supportedTypes[t]...), fieldOwner(t))
 		return t
 	case knownTypes[t]:
-		c.errorf(p.val, tpath, "type %s is not supported yet: this version runs container, volume and gateway-name workloads", t)
+		c.errorf(p.val, tpath, "type %s is not supported yet: this version runs container, volume, network and gateway-name workloads", t)
 	default:
 		c.errorf(p.val, tpath, "unknown type %q: %s", t, want)
 	}

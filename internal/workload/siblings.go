@@ -21,6 +21,23 @@ type Siblings interface {
 	// with ErrDependency (retryable) while that workload is not
 	// provisioned and permanently when the spec has no such workload.
 	Addr(ctx context.Context, name string) (netip.Addr, error)
+	// Network returns the private network the deployment's containers
+	// join, or ok=false when its spec declares none. It fails with
+	// ErrDependency (retryable) while the network is not provisioned.
+	Network(ctx context.Context) (n NetAttach, ok bool, err error)
+}
+
+// NetAttach is a private network as a container joins it.
+type NetAttach struct {
+	Net    netip.Prefix // the network's /48
+	Subnet netip.Prefix // this node's /64 in it
+}
+
+// Networks is implemented by the manager of network workloads.
+type Networks interface {
+	// Network returns network workload name of deployment d; ErrNotFound
+	// (wrapped) if it is not provisioned.
+	Network(ctx context.Context, d Deployment, name string) (NetAttach, error)
 }
 
 // Addresser is implemented by managers whose workloads have a node-local
@@ -80,6 +97,22 @@ func (s *siblings) Addr(ctx context.Context, name string) (netip.Addr, error) {
 		return netip.Addr{}, Retryable(ErrDependency, "%s %q has no address yet: %v", w.Type, name, err)
 	}
 	return a, nil
+}
+
+func (s *siblings) Network(ctx context.Context) (NetAttach, bool, error) {
+	w := s.spec.Network()
+	if w == nil {
+		return NetAttach{}, false, nil
+	}
+	m, ok := s.managers[w.Type].(Networks)
+	if !ok {
+		return NetAttach{}, false, Permanent(ErrInvalid, "this node runs no network workloads")
+	}
+	n, err := m.Network(ctx, s.d, w.Name)
+	if err != nil {
+		return NetAttach{}, false, Retryable(ErrDependency, "network %q is not ready: %v", w.Name, err)
+	}
+	return n, true, nil
 }
 
 func (s *siblings) HostPath(ctx context.Context, name string) (string, error) {

@@ -161,6 +161,9 @@ func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) er
 	if err := m.stopContainer(ctx, ref); err != nil {
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
+	if err := m.detach(ctx, rec.Slot); err != nil {
+		return fmt.Errorf("container %s: %w", ref.Name, err)
+	}
 	if err := m.net.remove(ctx, rec.Slot); err != nil {
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	privnet "github.com/zerogrid/zerogrid/internal/workload/network"
 )
 
 // Config configures a Manager. Zero fields take the defaults named.
@@ -71,9 +72,11 @@ type Manager struct {
 	mu     sync.Mutex
 	closed bool
 	sups   map[workload.Ref]*supervisor
-	busy   map[workload.Ref]int
-	slots  map[int]workload.Ref
-	events workload.EventQueues
+	// privTools are ip and nft for private networks, found on first use.
+	privTools privnet.Tools
+	busy      map[workload.Ref]int
+	slots     map[int]workload.Ref
+	events    workload.EventQueues
 }
 
 var _ workload.Manager = (*Manager)(nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	privnet "github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
 )
 
@@ -25,6 +26,7 @@ type desired struct {
 	img              *image
 	volumes          []volumeMount
 	secrets          map[string]string
+	member           *privnet.Member // the private network it joins, if any
 }
 
 // Provision implements workload.Manager.
@@ -101,6 +103,11 @@ func (m *Manager) resolve(ctx context.Context, d workload.Deployment, w spec.Wor
 		return nil, workload.Permanent(workload.ErrInvalid, "container %s: %v", w.Name, err)
 	}
 	want.hash, want.configHash = hex.EncodeToString(h[:]), hex.EncodeToString(ch[:])
+	mb, err := member(ctx, d, w.Name, c.Ports)
+	if err != nil {
+		return nil, err
+	}
+	want.member = mb
 	img, err := m.pull.pull(ctx, c.Image)
 	if err != nil {
 		return nil, err
@@ -165,6 +172,14 @@ func (m *Manager) bringUp(ctx context.Context, ref workload.Ref, rec *record, wa
 	}
 	if err := m.net.ensure(ctx, rec.Slot); err != nil {
 		return workload.Retryable(err, "container %s: network: %v", ref.Name, err)
+	}
+	if want.member != nil {
+		if err := m.attach(ctx, rec.Slot, want.member); err != nil {
+			if workload.IsPermanent(err) {
+				return err
+			}
+			return workload.Retryable(err, "container %s: private network: %v", ref.Name, err)
+		}
 	}
 	sb, err := m.sandbox(ref, *rec, want)
 	if err != nil {
