@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload/network"
 )
 
 // recordingPeers is the PeerSetter seam: it keeps the latest peer set.
@@ -58,15 +61,17 @@ func TestFollowOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []uint64
+	var keys []identity.PrivateKey
 	for i := range 4 {
 		k, _ := identity.GenerateKey(rand.Reader)
+		keys = append(keys, k)
 		ap, _ := ledger.NewFarmApproval(farmer, c.Chain(), res.ID, k.Public(), time.Now().Add(time.Hour).Unix())
 		id, err := Register(ctx, c, k, res.ID, &ap, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		hb := &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 1000}, Version: "t"}
+		hb := &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30}, Version: "t"}
 		if i < 3 { // the fourth is not on the overlay
 			hb.Overlay = &ledger.NodeOverlay{Key: bytes.Repeat([]byte{byte(i + 1)}, 32), Endpoint: "10.9.0." + string(rune('1'+i)) + ":51820"}
 		}
@@ -74,19 +79,43 @@ func TestFollowOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A user whose network "lan" has a member on node 2 (accepted) and one
+	// on node 3 (not accepted yet); this node serves "lan" too.
+	user, _ := identity.GenerateKey(rand.Reader)
+	us := c.Signer(user)
+	res, err = us.Submit(ctx, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := res.ID
+	lanSpec := networkSpec(t)
+	onNode2 := createContract(t, c, user, twin, ids[1], lanSpec)
+	createContract(t, c, user, twin, ids[2], lanSpec)
+	if _, err := c.Signer(keys[1]).Submit(ctx, ledger.Op{ContractAccept: &ledger.ContractAccept{Contract: onNode2, Generation: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lan, _ := network.Prefix(c.Chain(), twin, "lan")
+	nets := fixedNetworks{{Owner: twin, Name: "lan", Net: lan}}
 	rec := &recordingPeers{}
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		FollowOverlay(fctx, c, ids[0], rec, 100*time.Millisecond, log)
+		FollowOverlay(fctx, c, ids[0], nets, rec, 100*time.Millisecond, log)
 	}()
 	waitPeers(t, rec, []uint64{ids[1], ids[2]})
 	rec.mu.Lock()
 	p := rec.peers[0]
 	rec.mu.Unlock()
-	if p.WGKey != [32]byte(bytes.Repeat([]byte{2}, 32)) || p.Endpoint.String() != "10.9.0.2:51820" {
-		t.Fatalf("peer %+v", p)
+	sub2, _ := network.NodeSubnet(lan, ids[1])
+	if p.WGKey != [32]byte(bytes.Repeat([]byte{2}, 32)) || p.Endpoint.String() != "10.9.0.2:51820" || !slices.Equal(p.Networks, []netip.Prefix{sub2}) {
+		t.Fatalf("peer %+v, want node 2 with its /64 %s of lan", p, sub2)
+	}
+	rec.mu.Lock()
+	p3 := rec.peers[1]
+	rec.mu.Unlock()
+	if len(p3.Networks) != 0 {
+		t.Fatalf("node 3 has not accepted its lan contract but its subnets are allowed: %v", p3.Networks)
 	}
 	time.Sleep(300 * time.Millisecond)
 	rec.mu.Lock()
@@ -112,4 +141,33 @@ func waitPeers(t *testing.T, rec *recordingPeers, want []uint64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+type fixedNetworks []HostedNetwork
+
+func (f fixedNetworks) HostedNetworks() ([]HostedNetwork, error) { return f, nil }
+
+// networkSpec is a container on network "lan".
+func networkSpec(t *testing.T) []byte {
+	web := spec.Workload{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 10, Memory: 1 << 20}}
+	lan := spec.Workload{Name: "lan", Type: spec.TypeNetwork}
+	b, err := (&spec.Spec{Version: spec.Version, Workloads: []spec.Workload{web, lan}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func createContract(t *testing.T, c *client.Client, user identity.PrivateKey, twin, node uint64, raw []byte) uint64 {
+	t.Helper()
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	d := ledger.DeploymentFor(c.Chain(), twin, node, nonce, 1, raw, nil)
+	sig, _ := user.Sign(ledger.TagDeployment, ledger.TxVersion, d)
+	res, err := c.Signer(user).Submit(t.Context(), ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw,
+		SpecSig: ledger.Sig{Key: user.Public(), Sig: sig}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.ID
 }

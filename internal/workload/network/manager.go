@@ -266,3 +266,29 @@ func (m *Manager) event(ref workload.Ref, kind, reason string) {
 	m.events.For(ref).Add(m.cfg.Clock.Now(), kind, reason)
 	m.cfg.Log.Info("network "+kind, "deployment", ref.Deployment, "name", ref.Name, "reason", reason)
 }
+
+// Hosted is a network this node serves.
+type Hosted struct {
+	Owner uint64
+	Name  string
+	Net   netip.Prefix
+}
+
+// Hosted lists the networks this node serves, once each.
+func (m *Manager) Hosted() ([]Hosted, error) {
+	refs, err := m.List(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	var out []Hosted
+	seen := map[netip.Prefix]bool{}
+	for _, r := range refs {
+		rec, ok, err := m.load(r)
+		if err != nil || !ok || seen[rec.Net] {
+			continue
+		}
+		seen[rec.Net] = true
+		out = append(out, Hosted{Owner: rec.Owner, Name: rec.Name, Net: rec.Net})
+	}
+	return out, nil
+}
