@@ -14,6 +14,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/node"
+	"github.com/zerogrid/zerogrid/internal/overlay"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
@@ -26,6 +27,7 @@ const Version = "0.1.0"
 
 type nodeFlags struct {
 	ledger, key, data, approval, runDir, subnet string
+	overlay                                     string // IP:PORT announced and listened on; empty: no overlay
 	farm                                        uint64
 	heartbeat                                   time.Duration
 	insecure                                    []string
@@ -57,6 +59,7 @@ prompt.`,
 	fl.StringVar(&f.subnet, "subnet", "", "IPv4 range for container links, /30 each (default 10.250.0.0/16)")
 	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
+	fl.StringVar(&f.overlay, "overlay", "", "join the overlay: IP:PORT of this node's UDP endpoint, announced on the ledger (needs root and /dev/net/tun)")
 	return cmd
 }
 
@@ -86,11 +89,25 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	managers, err := newManagers(f, log, c.Chain(), id)
+	ov, announce, err := startOverlay(f, key, c.Chain(), log)
+	if err != nil {
+		return err
+	}
+	if ov != nil {
+		defer ov.Close()
+	}
+	managers, err := newManagers(f, log, c.Chain(), id, ov)
 	if err != nil {
 		return err
 	}
 	defer closeManagers(managers)
+	if ov != nil {
+		var nets node.NetworkSource
+		if m, ok := managers[spec.TypeNetwork].(*network.Manager); ok {
+			nets = hostedNetworks{m}
+		}
+		go node.FollowOverlay(ctx, c, id, nets, overlayPeers{ov}, 3*time.Second, log)
+	}
 	signer := c.Signer(key) // one sequence for heartbeats, accepts and reports
 	r, err := node.NewReconciler(node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: managers, DataDir: f.data, Logger: log})
 	if err != nil {
@@ -98,7 +115,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	}
 	go node.Heartbeat(ctx, signer, func() (spec.Resources, error) {
 		return node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
-	}, Version, nil, f.heartbeat, log)
+	}, Version, announce, f.heartbeat, log)
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
 	return r.Run(ctx)
 }
@@ -145,7 +162,7 @@ func readApproval(path string) (*ledger.FarmApproval, error) {
 	return ledger.ParseFarmApproval(b)
 }
 
-func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64) (map[string]workload.Manager, error) {
+func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
 	clock := workload.SystemClock{}
 	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
 	if err != nil {
@@ -166,7 +183,7 @@ func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64) (m
 	if tools, err := network.LookTools(); err != nil {
 		log.Warn("this node will refuse network workloads", "reason", err)
 	} else if nets, err := network.New(network.Config{DataDir: f.data, Log: log.With("workload", "network"), Clock: clock,
-		Chain: chain, NodeID: nodeID, Tools: tools}); err != nil {
+		Chain: chain, NodeID: nodeID, Tools: tools, OverlayDev: overlayDev(ov)}); err != nil {
 		log.Warn("this node will refuse network workloads", "reason", err)
 	} else {
 		ms[spec.TypeNetwork] = nets

@@ -7,12 +7,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/zerogrid/zerogrid/internal/netnstest"
 )
 
 // needRoot skips unless the test can make namespaces and run ip and nft.
@@ -31,35 +30,9 @@ func needRoot(t *testing.T) Tools {
 	return tools
 }
 
-func sh(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
+func sh(t *testing.T, args ...string) { t.Helper(); netnstest.Run(t, args...) }
 
-// inNetns runs fn on a thread that has entered namespace ns; sockets fn
-// opens stay in ns.
-func inNetns(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			return
-		}
-		fn()
-	}()
-	<-done
-}
+func inNetns(t *testing.T, ns string, fn func()) { t.Helper(); netnstest.In(t, ns, fn) }
 
 // topology: a node namespace and three container namespaces linked to it
 // the way the container manager links them.

@@ -1,0 +1,268 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+)
+
+// Defaults.
+const (
+	DefaultTun        = "zgov0"
+	DefaultMTU        = 1420
+	DefaultListenPort = 51820
+	DefaultRotate     = 2 * time.Minute
+	keepalive         = 25 // seconds: keeps NAT mappings and detects dead peers
+)
+
+// Config configures an Overlay.
+type Config struct {
+	Identity   identity.PrivateKey
+	Prefix     netip.Prefix // the overlay's /48 (Prefix(chain))
+	ListenPort int          // UDP; default DefaultListenPort
+	Tun        string       // interface name; default DefaultTun
+	MTU        int          // default DefaultMTU
+	// Rotate is how often each pair's pre-shared key is renewed; default
+	// DefaultRotate.
+	Rotate time.Duration
+	// IP is the path of iproute2's ip; default found on PATH.
+	IP     string
+	Logger *slog.Logger
+}
+
+// Peer is another node.
+type Peer struct {
+	Identity identity.PublicKey // signs its side of the key exchange
+	Key      Key                // its WireGuard public key
+	Endpoint netip.AddrPort     // its UDP endpoint
+	// Networks are extra source prefixes it may send from (its /64s of
+	// the private networks both nodes serve).
+	Networks []netip.Prefix
+}
+
+// Overlay is a running overlay device. Its methods are safe for
+// concurrent use.
+type Overlay struct {
+	cfg  Config
+	log  *slog.Logger
+	priv Key
+	pub  Key
+	addr netip.Addr
+	dev  *device.Device
+	tun  tun.Device
+	psk  *exchange
+
+	mu    sync.Mutex
+	peers map[Key]Peer
+}
+
+// New creates the TUN device, configures its address and starts
+// WireGuard and the key exchange. It must be called in the network
+// namespace the overlay lives in: the TUN and the sockets are created in
+// the caller's namespace.
+func New(cfg Config) (*Overlay, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	priv, pub, err := DeriveKey(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := Addr(cfg.Prefix, pub)
+	if err != nil {
+		return nil, err
+	}
+	o := &Overlay{cfg: cfg, log: cfg.Logger, priv: priv, pub: pub, addr: addr, peers: map[Key]Peer{}}
+	if o.tun, err = tun.CreateTUN(cfg.Tun, cfg.MTU); err != nil {
+		return nil, fmt.Errorf("overlay: create TUN %s: %w (needs root and /dev/net/tun)", cfg.Tun, err)
+	}
+	o.dev = device.NewDevice(o.tun, conn.NewDefaultBind(), &device.Logger{
+		Verbosef: func(string, ...any) {},
+		Errorf:   func(f string, a ...any) { o.log.Debug("wireguard: " + fmt.Sprintf(f, a...)) },
+	})
+	fail := func(err error) (*Overlay, error) { o.dev.Close(); return nil, err }
+	if err := o.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", priv, cfg.ListenPort)); err != nil {
+		return fail(fmt.Errorf("overlay: configure: %w", err))
+	}
+	if err := o.dev.Up(); err != nil {
+		return fail(fmt.Errorf("overlay: up: %w", err))
+	}
+	name, err := o.tun.Name()
+	if err != nil {
+		return fail(err)
+	}
+	script := fmt.Sprintf("addr replace %s/%d dev %s nodad\nlink set %s up\n", addr, cfg.Prefix.Bits(), name, name)
+	if err := ipBatch(cfg.IP, script); err != nil {
+		return fail(err)
+	}
+	if o.psk, err = newExchange(o); err != nil {
+		return fail(err)
+	}
+	o.log.Info("overlay up", "address", addr.String(), "key", pub.String(), "port", cfg.ListenPort)
+	return o, nil
+}
+
+func (c *Config) defaults() error {
+	if c.Identity.IsZero() {
+		return errors.New("overlay: Config needs the node's identity key")
+	}
+	if c.Prefix.Bits() != 48 {
+		return fmt.Errorf("overlay: prefix %s: want an IPv6 /48", c.Prefix)
+	}
+	if c.ListenPort == 0 {
+		c.ListenPort = DefaultListenPort
+	}
+	if c.Tun == "" {
+		c.Tun = DefaultTun
+	}
+	if c.MTU == 0 {
+		c.MTU = DefaultMTU
+	}
+	if c.Rotate == 0 {
+		c.Rotate = DefaultRotate
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.IP == "" {
+		p, err := exec.LookPath("ip")
+		if err != nil {
+			return errors.New("overlay: ip not found: install iproute2")
+		}
+		c.IP = p
+	}
+	return nil
+}
+
+// Address is this node's overlay address.
+func (o *Overlay) Address() netip.Addr { return o.addr }
+
+// PublicKey is this node's WireGuard public key.
+func (o *Overlay) PublicKey() Key { return o.pub }
+
+// Tun is the overlay interface's name.
+func (o *Overlay) Tun() string { return o.cfg.Tun }
+
+// Close stops the key exchange and removes the device.
+func (o *Overlay) Close() {
+	o.psk.close()
+	o.dev.Close()
+}
+
+// SetPeers makes the peer set equal to peers. Peers that did not change
+// are not touched, so their sessions and traffic go on; a removed peer is
+// cut off at once.
+func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	want := make(map[Key]Peer, len(peers))
+	var b strings.Builder
+	for _, p := range peers {
+		if p.Key == o.pub {
+			continue
+		}
+		want[p.Key] = p
+		if old, ok := o.peers[p.Key]; ok && samePeer(old, p) {
+			continue
+		}
+		a, err := Addr(o.cfg.Prefix, p.Key)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=%d\nreplace_allowed_ips=true\nallowed_ip=%s/128\n",
+			p.Key, p.Endpoint, keepalive, a)
+		for _, n := range p.Networks {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", n)
+		}
+	}
+	var gone []Key
+	for k := range o.peers {
+		if _, ok := want[k]; !ok {
+			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k)
+			gone = append(gone, k)
+		}
+	}
+	if b.Len() > 0 {
+		if err := o.dev.IpcSet(b.String()); err != nil {
+			return fmt.Errorf("overlay: set peers: %w", err)
+		}
+	}
+	o.peers = want
+	o.psk.peersChanged(want, gone)
+	return nil
+}
+
+func samePeer(a, b Peer) bool {
+	return a.Identity == b.Identity && a.Key == b.Key && a.Endpoint == b.Endpoint && slices.Equal(a.Networks, b.Networks)
+}
+
+// peer returns the peer with WireGuard key k.
+func (o *Overlay) peer(k Key) (Peer, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.peers[k]
+	return p, ok
+}
+
+// setPSK installs a pre-shared key for peer k, if it is still a peer.
+func (o *Overlay) setPSK(k Key, psk Key) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.peers[k]; !ok {
+		return nil
+	}
+	return o.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\npreshared_key=%s\n", k, psk))
+}
+
+// PresharedKey returns the pre-shared key in use with peer k (zero if
+// none yet), for tests and diagnostics.
+func (o *Overlay) PresharedKey(k Key) (Key, error) {
+	s, err := o.dev.IpcGet()
+	if err != nil {
+		return Key{}, err
+	}
+	var cur string
+	for _, line := range strings.Split(s, "\n") {
+		key, val, _ := strings.Cut(line, "=")
+		switch key {
+		case "public_key":
+			cur = val
+		case "preshared_key":
+			if cur == k.String() {
+				var out Key
+				b, err := hex.DecodeString(val)
+				if err != nil || len(b) != len(out) {
+					return Key{}, fmt.Errorf("overlay: bad preshared_key from the device")
+				}
+				copy(out[:], b)
+				return out, nil
+			}
+		}
+	}
+	return Key{}, fmt.Errorf("overlay: no peer %s", k)
+}
+
+func ipBatch(ip, script string) error {
+	cmd := exec.Command(ip, "-batch", "-")
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("overlay: ip: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/netnstest"
+)
+
+// testNode is one host: a namespace with an underlay address on a shared
+// bridge and an overlay device.
+type testNode struct {
+	ns   string
+	veth string // the underlay link, inside ns
+	ip   netip.Addr
+	id   identity.PrivateKey
+	ov   *Overlay
+}
+
+func (n *testNode) peer() Peer {
+	return Peer{Identity: n.id.Public(), Key: n.ov.PublicKey(), Endpoint: netip.AddrPortFrom(n.ip, DefaultListenPort)}
+}
+
+// newMesh makes n hosts on one bridge, each with an overlay, all peered.
+func newMesh(t *testing.T, n int, rotate time.Duration) []*testNode {
+	netnstest.NeedRoot(t, "ping", "/dev/net/tun")
+	sw := netnstest.NewNetns(t, netnstest.Name("zovs"))
+	netnstest.Run(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+	netnstest.Run(t, "ip", "-n", sw, "link", "set", "br0", "up")
+	prefix, _ := Prefix("overlay-test")
+	subnet := 16 + os.Getpid()%200
+	var nodes []*testNode
+	for i := range n {
+		nd := &testNode{ns: netnstest.NewNetns(t, netnstest.Name("zovn")), veth: "ul0",
+			ip: netip.MustParseAddr(fmt.Sprintf("10.201.%d.%d", subnet, i+1))}
+		sp := fmt.Sprintf("p%d", i)
+		netnstest.Run(t, "ip", "-n", sw, "link", "add", sp, "type", "veth", "peer", "name", nd.veth, "netns", nd.ns)
+		netnstest.Run(t, "ip", "-n", sw, "link", "set", sp, "master", "br0", "up")
+		netnstest.Run(t, "ip", "-n", nd.ns, "addr", "add", nd.ip.String()+"/24", "dev", nd.veth)
+		netnstest.Run(t, "ip", "-n", nd.ns, "link", "set", nd.veth, "up")
+		var err error
+		if nd.id, err = identity.GenerateKey(rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		netnstest.In(t, nd.ns, func() {
+			nd.ov, err = New(Config{Identity: nd.id, Prefix: prefix, Rotate: rotate, Logger: slog.New(slog.DiscardHandler)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nd.ov.Close)
+		nodes = append(nodes, nd)
+	}
+	for _, nd := range nodes {
+		var peers []Peer
+		for _, o := range nodes {
+			if o != nd {
+				peers = append(peers, o.peer())
+			}
+		}
+		if err := nd.ov.SetPeers(context.Background(), peers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
+}
+
+func ping(from *testNode, to netip.Addr, src ...string) bool {
+	args := []string{"ping", "-6", "-c", "1", "-W", "1"}
+	if len(src) > 0 {
+		args = append(args, "-I", src[0])
+	}
+	_, err := netnstest.Exec(from.ns, append(args, to.String())...)
+	return err == nil
+}
+
+// waitPing allows for WireGuard's 5 s handshake retry: a node that was
+// given its peers before the other side knew it had its first initiation
+// dropped.
+func waitPing(t *testing.T, from *testNode, to netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ping(from, to) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s cannot ping %s over the overlay", from.ns, to)
+		}
+	}
+}
+
+// listen serves an echo of what it reads on the overlay address of to.
+func listen(t *testing.T, to *testNode, port int) {
+	var l net.Listener
+	netnstest.In(t, to.ns, func() {
+		var err error
+		if l, err = net.Listen("tcp6", netip.AddrPortFrom(to.ov.Address(), uint16(port)).String()); err != nil {
+			t.Error(err)
+		}
+	})
+	if l == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+}
+
+func dial(t *testing.T, from *testNode, to *testNode, port int) net.Conn {
+	var c net.Conn
+	var err error
+	netnstest.In(t, from.ns, func() {
+		d := net.Dialer{Timeout: 3 * time.Second}
+		c, err = d.Dial("tcp6", netip.AddrPortFrom(to.ov.Address(), uint16(port)).String())
+	})
+	if err != nil {
+		t.Fatalf("%s dial %s: %v", from.ns, to.ov.Address(), err)
+	}
+	return c
+}
+
+func echo(t *testing.T, c net.Conn, msg []byte) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %v", err)
+	}
+}
+
+// Three hosts reach each other over the overlay (ping and TCP), and the
+// wire between them carries no plaintext.
+func TestMesh(t *testing.T) {
+	nodes := newMesh(t, 3, time.Hour)
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				waitPing(t, a, b.ov.Address())
+			}
+		}
+	}
+	listen(t, nodes[1], 7000)
+	marker := []byte("ZEROGRID-PLAINTEXT-MARKER-0123456789")
+	frames := capture(t, nodes[0], func() {
+		c := dial(t, nodes[0], nodes[1], 7000)
+		defer c.Close()
+		for range 20 {
+			echo(t, c, marker)
+		}
+	})
+	udp := 0
+	for _, f := range frames {
+		if bytes.Contains(f, marker) {
+			t.Fatal("the marker crossed the underlay in the clear")
+		}
+		if isUDPTo(f, DefaultListenPort) {
+			udp++
+		}
+	}
+	if udp < 20 {
+		t.Fatalf("captured %d WireGuard datagrams (of %d frames): the capture saw nothing", udp, len(frames))
+	}
+}
+
+// capture records the frames on n's underlay link while fn runs.
+func capture(t *testing.T, n *testNode, fn func()) [][]byte {
+	t.Helper()
+	var fd int
+	netnstest.In(t, n.ns, func() {
+		ifi, err := net.InterfaceByName(n.veth)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		proto := int(htons(syscall.ETH_P_ALL))
+		if fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, proto); err != nil {
+			t.Error(err)
+			return
+		}
+		if err = syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			t.Error(err)
+		}
+	})
+	if fd == 0 {
+		t.FailNow()
+	}
+	defer syscall.Close(fd)
+	tv := syscall.NsecToTimeval(int64(200 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	var frames [][]byte
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for idle := 0; idle < 3; {
+			k, _, err := syscall.Recvfrom(fd, buf, 0)
+			if err != nil {
+				idle++
+				continue
+			}
+			idle = 0
+			frames = append(frames, append([]byte(nil), buf[:k]...))
+		}
+	}()
+	fn()
+	<-done
+	return frames
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// isUDPTo reports whether an Ethernet frame is IPv4 UDP to port.
+func isUDPTo(f []byte, port int) bool {
+	if len(f) < 14+20+8 || f[12] != 0x08 || f[13] != 0x00 || f[14+9] != 17 {
+		return false
+	}
+	ihl := int(f[14]&0x0f) * 4
+	if len(f) < 14+ihl+4 {
+		return false
+	}
+	src := int(f[14+ihl])<<8 | int(f[14+ihl+1])
+	dst := int(f[14+ihl+2])<<8 | int(f[14+ihl+3])
+	return dst == port || src == port
+}
+
+// A peer cannot send from an address that is not its own: WireGuard's
+// cryptokey routing drops it. A removed peer is cut off at once.
+func TestSpoofAndRemove(t *testing.T) {
+	nodes := newMesh(t, 3, time.Hour)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	waitPing(t, c, a.ov.Address())
+	// c claims b's address as its own source.
+	netnstest.Run(t, "ip", "-n", c.ns, "addr", "add", b.ov.Address().String()+"/128", "dev", c.ov.Tun(), "nodad")
+	if ping(c, a.ov.Address(), b.ov.Address().String()) {
+		t.Fatal("a packet from c with b's source address reached a")
+	}
+	if !ping(c, a.ov.Address(), c.ov.Address().String()) {
+		t.Fatal("c's own address stopped working")
+	}
+	// a drops c.
+	if err := a.ov.SetPeers(context.Background(), []Peer{b.peer()}); err != nil {
+		t.Fatal(err)
+	}
+	if ping(c, a.ov.Address(), c.ov.Address().String()) || ping(a, c.ov.Address()) {
+		t.Fatal("a removed peer still reaches a")
+	}
+	if !ping(b, a.ov.Address()) {
+		t.Fatal("removing c cut b off too")
+	}
+}
+
+// Pre-shared keys from the ML-KEM exchange are installed on both sides,
+// equal, renewed every Rotate, and a TCP stream goes on across renewals.
+func TestPSKRotation(t *testing.T) {
+	nodes := newMesh(t, 2, 700*time.Millisecond)
+	a, b := nodes[0], nodes[1]
+	waitPing(t, a, b.ov.Address())
+	listen(t, b, 7001)
+	c := dial(t, a, b, 7001)
+	defer c.Close()
+	seen := map[Key]bool{}
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		echo(t, c, []byte("across rotations"))
+		ka, err1 := a.ov.PresharedKey(b.ov.PublicKey())
+		kb, err2 := b.ov.PresharedKey(a.ov.PublicKey())
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if ka != (Key{}) && ka == kb {
+			seen[ka] = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(seen) < 3 {
+		t.Fatalf("saw %d distinct pre-shared keys agreed on both sides in 6 s with a 0.7 s rotation", len(seen))
+	}
+	if a.ov.Rotations(b.ov.PublicKey()) < 3 || b.ov.Rotations(a.ov.PublicKey()) < 3 {
+		t.Fatalf("rotations: a %d, b %d", a.ov.Rotations(b.ov.PublicKey()), b.ov.Rotations(a.ov.PublicKey()))
+	}
+}
+
+// The exchanged key is what WireGuard's handshakes use: a node that lost
+// it (peer re-added) cannot complete a handshake with a node that has it,
+// and can again once it holds the same key.
+func TestPSKGuardsHandshakes(t *testing.T) {
+	nodes := newMesh(t, 2, time.Hour)
+	a, b := nodes[0], nodes[1]
+	waitPing(t, a, b.ov.Address())
+	var psk Key
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ka, _ := a.ov.PresharedKey(b.ov.PublicKey())
+		kb, _ := b.ov.PresharedKey(a.ov.PublicKey())
+		if ka != (Key{}) && ka == kb {
+			psk = ka
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pre-shared key agreed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The responder forgets the peer and gets it back without the key; the
+	// initiator will not renew it for an hour.
+	resp, init := a, b
+	if bytes.Compare(pk(a), pk(b)) < 0 {
+		resp, init = b, a
+	}
+	ctx := context.Background()
+	if err := resp.ov.SetPeers(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.ov.SetPeers(ctx, []Peer{init.peer()}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if ping(resp, init.ov.Address()) {
+			t.Fatal("a handshake without the pre-shared key succeeded")
+		}
+	}
+	if err := resp.ov.setPSK(init.ov.PublicKey(), psk); err != nil {
+		t.Fatal(err)
+	}
+	waitPing(t, resp, init.ov.Address())
+}
+
+func pk(n *testNode) []byte { k := n.id.Public(); return k[:] }
