@@ -165,6 +165,12 @@ func assertGridGone(t *testing.T, dir string, gf *grid.File) {
 			t.Errorf("namespace %s left behind", n.Namespace)
 		}
 	}
+	// The overlay's underlay bridge: "zg" + 4 hex digits of the grid
+	// directory's hash + "u".
+	dsum := sha256.Sum256([]byte(dir))
+	if _, err := os.Stat("/run/netns/zg" + hex.EncodeToString(dsum[:2]) + "u"); err == nil {
+		t.Error("underlay namespace left behind")
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)

@@ -44,6 +44,59 @@ func (h hostNet) at(b byte) netip.Addr {
 func (h hostNet) netns(i int) string    { return fmt.Sprintf("%sn%d", h.prefix, i) }
 func (h hostNet) hostVeth(i int) string { return fmt.Sprintf("%sh%d", h.prefix, i) }
 
+// The underlay: a bridge in namespace "<prefix>u" that every node joins
+// with a second link, "ul0" in its namespace ("<prefix>u<i>" on the
+// bridge), addressed in 10.248.X.0/24. The nodes' overlay runs over it;
+// nothing else is on it, and it is not routed anywhere.
+func (h hostNet) underlayNetns() string     { return h.prefix + "u" }
+func (h hostNet) underlayPort(i int) string { return fmt.Sprintf("%su%d", h.prefix, i) }
+func (h hostNet) underlayAddr(i int) netip.Addr {
+	a := h.subnet.Addr().As4()
+	a[1], a[3] = 248, byte(i+1)
+	return netip.AddrFrom4(a)
+}
+
+// addUnderlay creates the underlay bridge (after removing one left over).
+func (h hostNet) addUnderlay(ctx context.Context) error {
+	h.removeUnderlay(ctx)
+	ns := h.underlayNetns()
+	for _, s := range [][]string{
+		{"netns", "add", ns},
+		{"-n", ns, "link", "add", "br0", "type", "bridge"},
+		{"-n", ns, "link", "set", "br0", "up"},
+	} {
+		if err := ipCmd(ctx, s...); err != nil {
+			h.removeUnderlay(ctx)
+			return err
+		}
+	}
+	return nil
+}
+
+// joinUnderlay links node i's namespace to the bridge.
+func (h hostNet) joinUnderlay(ctx context.Context, i int) error {
+	ns, port := h.underlayNetns(), h.underlayPort(i)
+	for _, s := range [][]string{
+		{"-n", ns, "link", "add", port, "type", "veth", "peer", "name", "ul0", "netns", h.netns(i)},
+		{"-n", ns, "link", "set", port, "master", "br0", "up"},
+		{"-n", h.netns(i), "addr", "add", h.underlayAddr(i).String() + "/24", "dev", "ul0"},
+		{"-n", h.netns(i), "link", "set", "ul0", "up"},
+	} {
+		if err := ipCmd(ctx, s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeUnderlay deletes the bridge's namespace (and with it every
+// node's link to it).
+func (h hostNet) removeUnderlay(ctx context.Context) {
+	if _, err := os.Stat(netnsDir + "/" + h.underlayNetns()); err == nil {
+		_ = ipCmd(ctx, "netns", "del", h.underlayNetns())
+	}
+}
+
 // add creates node i's namespace and link, after removing any left from
 // an earlier run that did not finish its clean-up.
 func (h hostNet) add(ctx context.Context, i int) error {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/overlay"
 )
 
 // startNodes runs the node agents, each (with namespaces) in its own
@@ -39,9 +41,16 @@ func (g *grid) startNodes(ctx context.Context) error {
 // the ledger URL and hub address the nodes use.
 func (g *grid) startNetwork(ctx context.Context) (string, string, error) {
 	g.net = newHostNet(g.cfg.Dir)
+	g.undo = append(g.undo, func() { g.net.removeUnderlay(context.Background()) })
+	if err := g.net.addUnderlay(ctx); err != nil {
+		return "", "", err
+	}
 	for i := 1; i <= g.cfg.Nodes; i++ {
 		g.undo = append(g.undo, func() { g.net.remove(context.Background(), i) })
 		if err := g.net.add(ctx, i); err != nil {
+			return "", "", err
+		}
+		if err := g.net.joinUnderlay(ctx, i); err != nil {
 			return "", "", err
 		}
 	}
@@ -82,6 +91,11 @@ func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry st
 		p.netns = g.net.netns(i)
 		n.Namespace, n.Address = p.netns, g.net.nodeAddr(i).String()
 		args = append(args, "--insecure-registry", registry)
+		if _, err := os.Stat("/dev/net/tun"); err == nil {
+			args = append(args, "--overlay", netip.AddrPortFrom(g.net.underlayAddr(i), overlay.DefaultListenPort).String())
+		} else {
+			g.log.Warn("nodes stay off the overlay: no /dev/net/tun", "node", i)
+		}
 	}
 	g.undo = append(g.undo, func() { g.log.Info("stopping node", "node", i); p.stop(g.log) })
 	if err := p.start(ctx, bin, args, g.keys.pass, filepath.Join(dir, "node.log"), g.log); err != nil {
