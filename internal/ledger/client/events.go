@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/ledger"
@@ -31,6 +32,48 @@ func (c *Client) ContractEvents(ctx context.Context, id uint64) (*ContractLog, e
 		return nil, err
 	}
 	out := &ContractLog{Contract: id, Node: con.Node}
+	// The transaction index is written after a block commits, so a search
+	// right after a report can miss it for a moment: search again while the
+	// log is shorter than the head the contract records.
+	for try := 0; ; try++ {
+		if out.Events, err = c.reportedEvents(ctx, id); err != nil {
+			return nil, err
+		}
+		if uint64(len(out.Events)) >= con.EventSeq || try == indexRetries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(indexWait):
+		}
+	}
+	// Reports committed after the contract was read extend the chain past
+	// its head; the log is cut at the head it is checked against.
+	if uint64(len(out.Events)) > con.EventSeq {
+		out.Events = out.Events[:con.EventSeq]
+	}
+	seq, head, err := eventlog.Verify(node.Key, id, 0, [32]byte{}, out.Events)
+	if err != nil {
+		return out, fmt.Errorf("event log of contract %d does not verify: %w", id, err)
+	}
+	if seq != con.EventSeq || head != con.EventHead {
+		return out, fmt.Errorf("event log of contract %d ends at event %d, but the ledger's head is event %d: the validator served an incomplete log", id, seq, con.EventSeq)
+	}
+	out.Head, out.Verified = head, true
+	return out, nil
+}
+
+// How long ContractEvents waits for the transaction index to catch up.
+const (
+	indexRetries = 20
+	indexWait    = 100 * time.Millisecond
+)
+
+// reportedEvents returns the events of every successful report of the
+// contract, in commit order.
+func (c *Client) reportedEvents(ctx context.Context, id uint64) ([]eventlog.Signed, error) {
+	var events []eventlog.Signed
 	q := fmt.Sprintf("contract.id = '%d' AND contract.action = 'report'", id)
 	perPage := 100
 	for page := 1; ; page++ {
@@ -43,19 +86,10 @@ func (c *Client) ContractEvents(ctx context.Context, id uint64) (*ContractLog, e
 			if err != nil || tx.Body.Op.ContractReport == nil || r.TxResult.Code != 0 {
 				continue // not a successful report: nothing of it is on the record
 			}
-			out.Events = append(out.Events, tx.Body.Op.ContractReport.Events...)
+			events = append(events, tx.Body.Op.ContractReport.Events...)
 		}
 		if page*perPage >= res.TotalCount {
-			break
+			return events, nil
 		}
 	}
-	seq, head, err := eventlog.Verify(node.Key, id, 0, [32]byte{}, out.Events)
-	if err != nil {
-		return out, fmt.Errorf("event log of contract %d does not verify: %w", id, err)
-	}
-	if seq != con.EventSeq || head != con.EventHead {
-		return out, fmt.Errorf("event log of contract %d ends at event %d, but the ledger's head is event %d: the validator served an incomplete log", id, seq, con.EventSeq)
-	}
-	out.Head, out.Verified = head, true
-	return out, nil
 }
