@@ -42,6 +42,8 @@ func runPhase(ctx context.Context, c config) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	case "zdb":
 		return serveZDB(ctx, c.k+c.m, c.file)
+	case "fuse", "fuse-init":
+		return serveFUSE(ctx, c)
 	}
 	return fmt.Errorf("-phase %q: want put, get or zdb", c.phase)
 }

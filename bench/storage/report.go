@@ -35,6 +35,10 @@ func (b *bench) print(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if b.c.fuse {
+		b.printFUSETargets(w)
+		return nil
+	}
 	fmt.Fprintf(w, "zdb servers process (%d servers): peak RSS %.0f MiB, CPU %.2f s\n", r.K+r.M, float64(r.ZDBMaxRSS)/mib, r.ZDBCPU)
 	b.printTargets(w)
 	return nil

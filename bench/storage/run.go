@@ -80,7 +80,11 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("generate: %w", err)
 	}
 	b.rep.GenSeconds = time.Since(start).Seconds()
-	for _, step := range []func(context.Context) error{b.dirBackends, b.packBackends, b.zdbBackends, b.restic} {
+	steps := []func(context.Context) error{b.dirBackends, b.packBackends, b.zdbBackends, b.restic}
+	if c.fuse {
+		steps = []func(context.Context) error{b.fuseBench}
+	}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
 		}

@@ -37,6 +37,7 @@ configuration file are all a new machine needs to read the store back.`,
 	}
 	cmd.PersistentFlags().StringVar(&sc.config, "config", "", "store configuration file (YAML: k, m, segment_size, backends)")
 	cmd.AddCommand(sc.initCmd(), sc.putCmd(), sc.getCmd(), sc.lsCmd())
+	cmd.AddCommand(sc.mountCmd())
 	cmd.AddCommand(sc.storeOpsCmds()...)
 	return cmd
 }

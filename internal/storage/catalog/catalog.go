@@ -15,8 +15,12 @@ import (
 // Catalog format version 1 (docs/formats/catalog.md).
 const (
 	catalogVersion = 1
-	catalogMagic   = "ZGCT"
-	catalogAADTag  = "zerogrid storage catalog v1\x00"
+	// catalogVersionDirs is written when the catalog holds a directory
+	// entry (tree.go); a catalog without one stays version 1, so older
+	// readers still open it.
+	catalogVersionDirs = 2
+	catalogMagic       = "ZGCT"
+	catalogAADTag      = "zerogrid storage catalog v1\x00"
 	// MaxNameLen is the longest file name, in bytes.
 	MaxNameLen = 1024
 	// MaxSegments is the most segments one file may have (the wire array
@@ -33,6 +37,7 @@ type Entry struct {
 	Mode     uint32               `cbor:"p" json:"mode"`  // permission bits
 	MTime    int64                `cbor:"t" json:"mtime"` // Unix nanoseconds
 	Segments []storage.SegmentRef `cbor:"g" json:"-"`
+	Dir      bool                 `cbor:"d,omitempty" json:"dir,omitempty"` // an explicit directory (version 2)
 }
 
 // Catalog is the file tree: entries sorted by name, names unique.
@@ -98,7 +103,7 @@ func (c *Catalog) with(e Entry) (*Catalog, *Entry) {
 // uint32be(count) || count × (uint32be(len) || wire(Entry)), sorted by name.
 func encodeCatalog(c *Catalog) ([]byte, error) {
 	out := []byte(catalogMagic)
-	out = binary.BigEndian.AppendUint16(out, catalogVersion)
+	out = binary.BigEndian.AppendUint16(out, c.version())
 	out = binary.BigEndian.AppendUint32(out, uint32(len(c.entries)))
 	for i := range c.entries {
 		b, err := wire.Marshal(&c.entries[i])
@@ -123,8 +128,9 @@ func decodeCatalog(b []byte) (*Catalog, error) {
 	if len(b) < 10 || string(b[:4]) != catalogMagic {
 		return nil, bad("no catalog header")
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != catalogVersion {
-		return nil, bad("version %d, this build reads %d", v, catalogVersion)
+	v := binary.BigEndian.Uint16(b[4:])
+	if v != catalogVersion && v != catalogVersionDirs {
+		return nil, bad("version %d, this build reads %d and %d", v, catalogVersion, catalogVersionDirs)
 	}
 	n := binary.BigEndian.Uint32(b[6:])
 	b = b[10:]
@@ -145,6 +151,9 @@ func decodeCatalog(b []byte) (*Catalog, error) {
 		if err := checkEntry(&e); err != nil {
 			return nil, bad("entry %d: %v", i, err)
 		}
+		if e.Dir && v == catalogVersion {
+			return nil, bad("entry %d: directory in a version 1 catalog", i)
+		}
 		if len(c.entries) > 0 && c.entries[len(c.entries)-1].Name >= e.Name {
 			return nil, bad("entry %q out of order or repeated", e.Name)
 		}
@@ -160,6 +169,9 @@ func decodeCatalog(b []byte) (*Catalog, error) {
 func checkEntry(e *Entry) error {
 	if err := ValidName(e.Name); err != nil {
 		return err
+	}
+	if e.Dir && (len(e.Segments) != 0 || e.Size != 0) {
+		return fmt.Errorf("directory with %d bytes in %d segments", e.Size, len(e.Segments))
 	}
 	var sum int64
 	for i := range e.Segments {

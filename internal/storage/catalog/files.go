@@ -44,8 +44,16 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, mode uint32, 
 		return PutResult{}, fmt.Errorf("put %s: %w", name, err)
 	}
 	e.Size = size
-	cat, old := s.cat.with(e)
-	if visible, err := s.commit(ctx, cat); err != nil {
+	var old *Entry
+	visible, err := s.update(ctx, func(c *Catalog) (*Catalog, error) {
+		if err := c.putChecks(name); err != nil {
+			return nil, err
+		}
+		var cat *Catalog
+		cat, old = c.with(e)
+		return cat, nil
+	})
+	if err != nil {
 		if !visible {
 			s.deleteSegments(ctx, e.Segments)
 		}
@@ -60,7 +68,7 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, mode uint32, 
 // Get streams the file name to w and returns its entry and the number of
 // shards that were missing or corrupt on the way (read around, to repair).
 func (s *Store) Get(ctx context.Context, name string, w io.Writer) (Entry, int, error) {
-	e, ok := s.cat.Lookup(name)
+	e, ok := s.Lookup(name)
 	if !ok {
 		return Entry{}, 0, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
@@ -97,7 +105,7 @@ func (s *Store) PutFile(ctx context.Context, src, name string, progress func(int
 // directory, synced and renamed into place, so dst is either untouched or
 // complete. It sets the stored permissions and modification time.
 func (s *Store) GetFile(ctx context.Context, name, dst string, progress func(int64)) (Entry, int, error) {
-	if _, ok := s.cat.Lookup(name); !ok {
+	if _, ok := s.Lookup(name); !ok {
 		return Entry{}, 0, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".zgrid-*")

@@ -36,6 +36,7 @@ type Store struct {
 	seq      uint64               // seq of the current root; 0 before init
 	rootRefs []storage.SegmentRef // the current catalog's segments
 	cat      *Catalog
+	lk       lockState // writer lock and the mutex guarding the three above (lock.go)
 }
 
 func newStore(opts Options, secret []byte) (*Store, error) {
@@ -125,13 +126,21 @@ func Open(ctx context.Context, opts Options, secret []byte) (*Store, error) {
 func (s *Store) Close() { s.keys.wipe() }
 
 // Seq is the sequence number of the root the store is at.
-func (s *Store) Seq() uint64 { return s.seq }
+func (s *Store) Seq() uint64 { s.lk.mu.Lock(); defer s.lk.mu.Unlock(); return s.seq }
 
 // Lookup returns the entry of name.
-func (s *Store) Lookup(name string) (Entry, bool) { return s.cat.Lookup(name) }
+func (s *Store) Lookup(name string) (Entry, bool) {
+	s.lk.mu.Lock()
+	defer s.lk.mu.Unlock()
+	return s.cat.Lookup(name)
+}
 
 // List returns the entries whose name starts with prefix, sorted by name.
-func (s *Store) List(prefix string) []Entry { return s.cat.List(prefix) }
+func (s *Store) List(prefix string) []Entry {
+	s.lk.mu.Lock()
+	defer s.lk.mu.Unlock()
+	return s.cat.List(prefix)
+}
 
 // commit stores cat as the catalog of root seq+1 and writes that root to
 // every backend. It fails unless a majority took the root; visible reports
