@@ -30,7 +30,7 @@ import (
 func (b *bench) fuseBench(ctx context.Context) error {
 	var lines []string
 	for i := range b.c.k + b.c.m {
-		lines = append(lines, fmt.Sprintf("{id: f%02d, type: dir, path: %q, domain: disk%02d}", i, filepath.Join(b.dir, "fusedirs", fmt.Sprintf("f%02d", i)), i))
+		lines = append(lines, fmt.Sprintf("{id: f%02d, type: dir, layout: %s, path: %q, domain: disk%02d}", i, b.c.layout, filepath.Join(b.dir, "fusedirs", fmt.Sprintf("f%02d", i)), i))
 	}
 	cfg, err := b.writeConfig("fuse.yaml", lines)
 	if err != nil {

@@ -45,7 +45,8 @@ type config struct {
 	tmp     string
 	keep    bool
 	restic  string
-	fuse    bool // run only the FUSE benchmark (fuse.go)
+	fuse    bool   // run only the FUSE benchmark (fuse.go)
+	layout  string // the FUSE benchmark's directory layout
 
 	cpuprofile string // CPU profile of each store phase, to PATH.PHASE
 
@@ -82,6 +83,7 @@ func parseFlags() (config, error) {
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory")
 	flag.StringVar(&c.restic, "restic", "restic", "restic binary")
 	flag.BoolVar(&c.fuse, "fuse", false, "run only the FUSE benchmark: write and read the file through a mount over k+m directory backends")
+	flag.StringVar(&c.layout, "layout", "files", "directory backends' layout for -fuse: files or packed")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of each put and get to `PATH`.<phase> (put-dir, ...)")
 	flag.StringVar(&c.phase, "phase", "", "internal: run one phase (put, get, zdb)")
 	flag.StringVar(&c.cfg, "config", "", "internal: store config of a phase")
