@@ -64,5 +64,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newZDBCmd(g))
 	root.AddCommand(newHubCmd(g))
 	root.AddCommand(newNodeCmd(g))
+	root.AddCommand(newGatewayCmd(g))
 	return root
 }
