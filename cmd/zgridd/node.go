@@ -18,6 +18,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
+	"github.com/zerogrid/zerogrid/internal/workload/gatewayname"
 	"github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/volume"
 )
@@ -96,7 +97,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if ov != nil {
 		defer ov.Close()
 	}
-	managers, err := newManagers(f, log, c.Chain(), id, ov)
+	managers, err := newManagers(f, log, key, c.Chain(), id, ov)
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func readApproval(path string) (*ledger.FarmApproval, error) {
 	return ledger.ParseFarmApproval(b)
 }
 
-func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
+func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain string, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
 	clock := workload.SystemClock{}
 	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
 	if err != nil {
@@ -179,7 +180,14 @@ func newManagers(f *nodeFlags, log *slog.Logger, chain string, nodeID uint64, ov
 		vol.Close()
 		return nil, err
 	}
-	ms := map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr}
+	gwl := log.With("workload", "gateway-name")
+	gws, err := gatewayname.New(gatewayname.Config{DataDir: f.data, Log: gwl, Clock: clock, Open: gatewayname.NewTunnel(key, gwl)})
+	if err != nil {
+		vol.Close()
+		ctr.Close()
+		return nil, err
+	}
+	ms := map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr, spec.TypeGatewayName: gws}
 	if tools, err := network.LookTools(); err != nil {
 		log.Warn("this node will refuse network workloads", "reason", err)
 	} else if nets, err := network.New(network.Config{DataDir: f.data, Log: log.With("workload", "network"), Clock: clock,
