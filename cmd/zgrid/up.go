@@ -19,7 +19,10 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `Starts, on this machine, a one-validator ledger and a hub in this process,
 a farm, and N 'zgridd node' processes; as root each node runs in its own
 network namespace, otherwise on the host. It pushes the example image
-(examples/hello) to the hub, writes DIR/examples/hello.yaml for it, writes
+(examples/hello) to the hub, writes DIR/examples/hello.yaml for it, starts a
+web gateway ('zgridd gateway' for https://NAME.grid.localhost, its CA in
+DIR/gateway/ca.crt), claims the name hello for the user so that the example
+is served at https://hello.grid.localhost:8443/ once deployed, writes
 DIR/grid.json (endpoints, a user key) and prints 'grid ready'. Ctrl-C or
 SIGTERM stops everything and removes the namespaces; the next 'zgrid up
 --dir DIR' continues with the same keys, ledger and hub.
@@ -47,6 +50,7 @@ passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 	f.IntVar(&cfg.Nodes, "nodes", 3, "number of nodes")
 	f.StringVar(&cfg.LedgerAddr, "ledger-addr", "127.0.0.1:26657", "ledger RPC listen address")
 	f.StringVar(&cfg.HubAddr, "hub-addr", "127.0.0.1:5000", "hub listen address")
+	f.StringVar(&cfg.GatewayAddr, "gateway-addr", "127.0.0.1:8443", "web gateway HTTPS listen address (https://NAME.grid.localhost:PORT)")
 	f.StringVar(&cfg.Zgridd, "zgridd", "", "zgridd binary (default: next to zgrid, on PATH, or built from the source tree into DIR/bin)")
 	f.DurationVar(&cfg.BlockInterval, "block-interval", 0, "ledger block time (default 500ms)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "node heartbeat period (default 10s)")

@@ -46,7 +46,7 @@ func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRoot(&out, &errb)
-		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", "2", "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0",
+		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", "2", "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0",
 			"--block-interval", "200ms", "--heartbeat", "2s"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
@@ -135,6 +135,20 @@ func TestUpDeployHello(t *testing.T) {
 	if !strings.Contains(body, "hello from zerogrid") || !strings.Contains(body, "(visit 1)") {
 		t.Fatalf("GET /: %q", body)
 	}
+	// The same page from the host through the gateway, over the tunnel the
+	// node opened: https://hello.grid.localhost:PORT/, trusting the grid's CA.
+	if gf.Gateway == nil || gf.Gateway.CA == "" {
+		t.Fatalf("grid.json has no gateway: %+v", gf)
+	}
+	url := strings.Replace(gf.Gateway.URL, "NAME", "hello", 1)
+	resolve := "hello.grid.localhost:" + url[strings.LastIndex(url, ":")+1:len(url)-1] + ":127.0.0.1"
+	body = eventually(t, 30*time.Second, "hello through the gateway", func() (string, bool) {
+		b, err := exec.Command("curl", "-sS", "-m", "3", "--cacert", gf.Gateway.CA, "--resolve", resolve, url).CombinedOutput()
+		return string(b), err == nil && strings.Contains(string(b), "hello from zerogrid")
+	})
+	if !strings.Contains(body, "(visit 2)") {
+		t.Fatalf("GET %s: %q, want the second visit", url, body)
+	}
 	c.Close()
 	stop()
 	assertGridGone(t, dir, gf)
@@ -149,7 +163,7 @@ func TestUpDeployHello(t *testing.T) {
 		b, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "curl", "-sS", "-m", "2", "http://10.250.1.2:8080/").CombinedOutput()
 		return string(b), err == nil
 	})
-	if !strings.Contains(body, "(visit 2)") {
+	if !strings.Contains(body, "(visit 3)") {
 		t.Fatalf("GET / after restart (volume data kept?): %q", body)
 	}
 	stop2()

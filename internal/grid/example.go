@@ -18,7 +18,7 @@ import (
 // filesystem, pushes it to the hub at hubURL and writes
 // outDir/hello.yaml: examples/hello.yaml with the pushed image and node.
 // It returns the path written.
-func example(ctx context.Context, src, hubURL string, insecure bool, node uint64, outDir string) (string, error) {
+func example(ctx context.Context, src, hubURL string, insecure bool, node uint64, gw *Gateway, outDir string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return "", err
 	}
@@ -46,7 +46,7 @@ func example(ctx context.Context, src, hubURL string, insecure bool, node uint64
 	if err != nil {
 		return "", err
 	}
-	spec, err := rewriteSpec(tmpl, pushed.Reference, node)
+	spec, err := rewriteSpec(tmpl, pushed.Reference, node, gw)
 	if err != nil {
 		return "", err
 	}
@@ -61,7 +61,7 @@ var (
 )
 
 // rewriteSpec sets the (only) image line to ref and the top-level node.
-func rewriteSpec(tmpl []byte, ref string, node uint64) ([]byte, error) {
+func rewriteSpec(tmpl []byte, ref string, node uint64, gw *Gateway) ([]byte, error) {
 	if n := len(imageLine.FindAll(tmpl, -1)); n != 1 {
 		return nil, fmt.Errorf("examples/hello.yaml: want exactly one image: line, found %d", n)
 	}
@@ -75,8 +75,32 @@ func rewriteSpec(tmpl []byte, ref string, node uint64) ([]byte, error) {
 	b.Write(out[:loc[1]])
 	fmt.Fprintf(&b, "\nnode: %d", node)
 	b.Write(out[loc[1]:])
+	if gw != nil {
+		if !bytes.HasSuffix(b.Bytes(), []byte("\n")) {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, gatewayBlock, ExampleName, gw.Tunnel, gw.Key)
+	}
 	return b.Bytes(), nil
 }
+
+// ExampleName is the gateway name the example is served at, claimed for
+// the grid's user.
+const ExampleName = "hello"
+
+// gatewayBlock is the gateway-name workload zgrid up adds to the example:
+// the web container's port 8080 at https://hello.grid.localhost through the
+// grid's gateway.
+const gatewayBlock = `  # Added by zgrid up: serve web's port 8080 at https://%[1]s.grid.localhost
+  # through the grid's gateway (the node dials out to it).
+  - name: site
+    type: gateway-name
+    public_name: %[1]s
+    backend: web
+    port: 8080
+    gateways:
+      - {address: "%[2]s", key: %[3]s}
+`
 
 // rootfsTar writes a tarball holding bin as /hello and an empty /data,
 // with fixed times and owners so that the same binary gives the same

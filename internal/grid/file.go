@@ -9,15 +9,16 @@ import (
 // File is DIR/grid.json: where a running grid's endpoints are and which
 // key to use against them.
 type File struct {
-	Version        int    `json:"version"` // FileVersion
-	Ledger         string `json:"ledger"`
-	Hub            string `json:"hub"`
-	UserKey        string `json:"user_key"`
-	PassphraseFile string `json:"passphrase_file"`
-	Nodes          []Node `json:"nodes"`
-	Farm           uint64 `json:"farm"`
-	ChainID        string `json:"chain_id"`
-	Example        string `json:"example,omitempty"` // the spec rewritten for this grid, if built
+	Version        int      `json:"version"` // FileVersion
+	Ledger         string   `json:"ledger"`
+	Hub            string   `json:"hub"`
+	UserKey        string   `json:"user_key"`
+	PassphraseFile string   `json:"passphrase_file"`
+	Nodes          []Node   `json:"nodes"`
+	Farm           uint64   `json:"farm"`
+	ChainID        string   `json:"chain_id"`
+	Example        string   `json:"example,omitempty"` // the spec rewritten for this grid, if built
+	Gateway        *Gateway `json:"gateway,omitempty"`
 }
 
 // FileVersion is the version of the grid.json format written by Run.

@@ -24,7 +24,7 @@ func TestRewriteSpec(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := rewriteSpec([]byte(tt.in), ref, 7)
+			got, err := rewriteSpec([]byte(tt.in), ref, 7, nil)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,9 @@ type Config struct {
 	Nodes      int    // default 3
 	LedgerAddr string // ledger RPC host:port, default 127.0.0.1:26657
 	HubAddr    string // hub host:port, default 127.0.0.1:5000
+	// GatewayAddr is the web gateway's HTTPS host:port, default
+	// 127.0.0.1:8443.
+	GatewayAddr string
 	// Zgridd is the node agent binary; "" searches (see findZgridd).
 	Zgridd string
 	// BlockInterval is the ledger's block time (default 500ms), Heartbeat
@@ -55,6 +59,7 @@ func (c *Config) defaults() error {
 	}
 	c.LedgerAddr = or(c.LedgerAddr, "127.0.0.1:26657")
 	c.HubAddr = or(c.HubAddr, "127.0.0.1:5000")
+	c.GatewayAddr = or(c.GatewayAddr, "127.0.0.1:8443")
 	c.BlockInterval = or(c.BlockInterval, 500*time.Millisecond)
 	c.Heartbeat = or(c.Heartbeat, 10*time.Second)
 	c.Log = or(c.Log, slog.New(slog.DiscardHandler))
@@ -73,15 +78,16 @@ func or[T comparable](v, def T) T {
 
 // grid is one Run's state; undo holds what to tear down, in reverse.
 type grid struct {
-	cfg     Config
-	log     *slog.Logger
-	keys    *keys
-	client  *client.Client
-	net     hostNet
-	nodes   []*nodeProc
-	undo    []func()
-	file    File
-	started time.Time
+	cfg      Config
+	log      *slog.Logger
+	keys     *keys
+	client   *client.Client
+	net      hostNet
+	nodes    []*nodeProc
+	undo     []func()
+	file     File
+	started  time.Time
+	userTwin uint64
 }
 
 // Run starts the grid in cfg.Dir, prints "grid ready" to cfg.Stdout when
@@ -116,6 +122,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	g.buildExample(ctx)
 	if err := writeJSON(filepath.Join(cfg.Dir, "grid.json"), g.file); err != nil {
 		return err
+	}
+	if gw := g.file.Gateway; gw != nil {
+		fmt.Fprintf(cfg.Stdout, "gateway: %s (trust %s)\n", strings.Replace(gw.URL, "NAME", ExampleName, 1), gw.CA)
 	}
 	fmt.Fprintln(cfg.Stdout, "grid ready")
 	g.log.Info("grid ready", "grid", filepath.Join(cfg.Dir, "grid.json"), "ledger", g.file.Ledger, "hub", g.file.Hub)
@@ -188,7 +197,8 @@ func (g *grid) register(ctx context.Context) error {
 	if b, err := os.ReadFile(filepath.Join(g.cfg.Dir, "grid.json")); err == nil {
 		_ = json.Unmarshal(b, &prev)
 	}
-	if _, err := ensureTwin(ctx, g.client, g.keys.user.Key); err != nil {
+	var err error
+	if g.userTwin, err = ensureTwin(ctx, g.client, g.keys.user.Key); err != nil {
 		return err
 	}
 	farmerTwin, err := ensureTwin(ctx, g.client, g.keys.farmer.Key)

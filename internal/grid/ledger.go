@@ -80,3 +80,17 @@ func ensureFarm(ctx context.Context, c *client.Client, farmer identity.PrivateKe
 	}
 	return res.ID, nil
 }
+
+// ensureName claims name for the twin of key unless that twin holds it.
+func ensureName(ctx context.Context, c *client.Client, key identity.PrivateKey, twin uint64, name string) error {
+	if n, err := c.Name(ctx, name); err == nil {
+		if n.Owner == twin {
+			return nil
+		}
+		return fmt.Errorf("name %q is held by twin %d", name, n.Owner)
+	}
+	if _, err := c.Signer(key).Submit(ctx, ledger.Op{NameClaim: &ledger.NameClaim{Name: name}}); err != nil {
+		return fmt.Errorf("claim name %q: %w", name, err)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -39,25 +40,11 @@ func (p *nodeProc) start(ctx context.Context, bin string, args []string, pass []
 	if p.netns != "" {
 		argv = append([]string{"nsenter", "--net=" + filepath.Join(netnsDir, p.netns), "--"}, argv...)
 	}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = append(os.Environ(), "ZGRID_PASSPHRASE="+string(pass))
-	// Its own process group: a terminal's Ctrl-C reaches zgrid, which
-	// then stops the nodes in order.
-	// If zgrid dies without stopping it, the kernel sends SIGTERM.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd, out, err := spawn(argv, []string{"ZGRID_PASSPHRASE=" + string(pass)}, logPath)
 	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	p.cmd.Stderr = logf
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := p.cmd.Start(); err != nil {
 		return fmt.Errorf("start node %d: %w", p.index, err)
 	}
+	p.cmd = cmd
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -185,4 +172,28 @@ func detachLoops(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// spawn starts argv with env added, stderr appended to logPath and stdout
+// returned for reading. The process gets its own process group (a
+// terminal's Ctrl-C reaches zgrid, which then stops it in order), and the
+// kernel sends it SIGTERM if zgrid dies without stopping it.
+func spawn(argv, env []string, logPath string) (*exec.Cmd, io.ReadCloser, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	return cmd, out, nil
 }

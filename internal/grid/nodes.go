@@ -33,7 +33,7 @@ func (g *grid) startNodes(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return g.startGateway(ctx, bin)
 }
 
 // startNetwork makes the nodes' namespaces and links and forwards the
@@ -141,7 +141,14 @@ func (g *grid) buildExample(ctx context.Context) {
 	src, err := sourceTree()
 	if err == nil {
 		var out string
-		out, err = example(ctx, src, g.file.Hub, g.cfg.Namespaces, g.file.Nodes[0].ID, filepath.Join(g.cfg.Dir, "examples"))
+		gw := g.file.Gateway
+		if gw != nil {
+			if err := ensureName(ctx, g.client, g.keys.user.Key, g.userTwin, ExampleName); err != nil {
+				g.log.Warn("the example will not be served through the gateway", "err", err)
+				gw = nil
+			}
+		}
+		out, err = example(ctx, src, g.file.Hub, g.cfg.Namespaces, g.file.Nodes[0].ID, gw, filepath.Join(g.cfg.Dir, "examples"))
 		if err == nil {
 			g.file.Example = out
 			g.log.Info("example image pushed", "spec", out)
