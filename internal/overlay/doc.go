@@ -4,7 +4,7 @@
 // ledger lists, with pre-shared keys from a post-quantum key exchange.
 //
 //   - Keys: a node's WireGuard key is derived from its identity key
-//     (HKDF-SHA256 of the ed25519 seed), so the node needs no other secret;
+//     (identity.PrivateKey.OverlayKey: HKDF-SHA256 of the ed25519 seed), so the node needs no other secret;
 //     its public half and UDP endpoint are in its ledger record.
 //   - Addresses: a node's overlay address is the overlay's /48 followed by
 //     80 bits of a digest of its WireGuard public key, so an address proves
@@ -18,6 +18,8 @@
 //     WireGuard pre-shared key; it is renewed every Rotate (2 minutes by
 //     default). A new pre-shared key takes effect at the next WireGuard
 //     handshake, so traffic never stops for it.
+//   - Firewall: a default-deny inbound nftables filter for a workload's
+//     namespace, opened only for its declared TCP and UDP ports.
 //
 // The wire formats are in docs/formats/overlay.md.
 package overlay

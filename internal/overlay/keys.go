@@ -1,9 +1,6 @@
 package overlay
 
 import (
-	"crypto/ecdh"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -18,30 +15,15 @@ type Key [32]byte
 // String is the key in hex, as WireGuard's configuration protocol takes it.
 func (k Key) String() string { return hex.EncodeToString(k[:]) }
 
-// keyInfo labels the derivation of the WireGuard key from an identity.
-const keyInfo = "zerogrid overlay wireguard x25519 v1"
-
-// DeriveKey returns the WireGuard private and public keys of an identity:
-// HKDF-SHA256 of its ed25519 seed (info keyInfo), clamped as X25519 wants.
+// DeriveKey returns the WireGuard private and public keys of an identity
+// (identity.PrivateKey.OverlayKey: HKDF-SHA256 of its ed25519 seed).
 func DeriveKey(id identity.PrivateKey) (priv, pub Key, err error) {
-	if id.IsZero() {
-		return Key{}, Key{}, fmt.Errorf("overlay: no identity key")
+	if priv, err = id.OverlayKey(); err != nil {
+		return Key{}, Key{}, fmt.Errorf("overlay: %w", err)
 	}
-	seed := id.Seed()
-	defer clear(seed)
-	b, err := hkdf.Key(sha256.New, seed, nil, keyInfo, 32)
-	if err != nil {
-		return Key{}, Key{}, err
+	if pub, err = id.OverlayPublicKey(); err != nil {
+		return Key{}, Key{}, fmt.Errorf("overlay: %w", err)
 	}
-	b[0] &= 248
-	b[31] = b[31]&127 | 64
-	sk, err := ecdh.X25519().NewPrivateKey(b)
-	if err != nil {
-		return Key{}, Key{}, err
-	}
-	copy(priv[:], b)
-	clear(b)
-	copy(pub[:], sk.PublicKey().Bytes())
 	return priv, pub, nil
 }
 

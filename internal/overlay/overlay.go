@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,11 @@ const (
 	DefaultMTU        = 1420
 	DefaultListenPort = 51820
 	DefaultRotate     = 2 * time.Minute
-	keepalive         = 25 // seconds: keeps NAT mappings and detects dead peers
+	// DefaultRecover is device.RejectAfterTime: after that long without a
+	// handshake no WireGuard session with the peer is alive, so dropping
+	// the pre-shared key cannot disturb traffic.
+	DefaultRecover = device.RejectAfterTime
+	keepalive      = 25 // seconds: keeps NAT mappings and detects dead peers
 )
 
 // Config configures an Overlay.
@@ -40,6 +45,12 @@ type Config struct {
 	// Rotate is how often each pair's pre-shared key is renewed; default
 	// DefaultRotate.
 	Rotate time.Duration
+	// Recover: when no WireGuard handshake with a peer has succeeded for
+	// this long while a pre-shared key is set (e.g. the peer restarted and
+	// lost the key, so every handshake fails and the in-tunnel exchange
+	// cannot run), the key is dropped so a classical handshake brings the
+	// tunnel back, and a new exchange follows. Default DefaultRecover.
+	Recover time.Duration
 	// IP is the path of iproute2's ip; default found on PATH.
 	IP     string
 	Logger *slog.Logger
@@ -136,6 +147,9 @@ func (c *Config) defaults() error {
 	if c.Rotate == 0 {
 		c.Rotate = DefaultRotate
 	}
+	if c.Recover == 0 {
+		c.Recover = DefaultRecover
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,19 +178,22 @@ func (o *Overlay) Close() {
 	o.dev.Close()
 }
 
+// ErrCollision marks peers refused because their allowed IPs overlap
+// this node's address or another peer's allowed IPs: WireGuard would
+// silently move the overlapping addresses to one of them.
+var ErrCollision = errors.New("overlay: overlapping peer addresses")
+
 // SetPeers makes the peer set equal to peers. Peers that did not change
 // are not touched, so their sessions and traffic go on; a removed peer is
-// cut off at once.
+// cut off at once. Peers whose addresses collide (see ErrCollision) are
+// left out, all of them, and reported in the error; the others are
+// applied.
 func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
+	want, refused := screenPeers(o.cfg.Prefix, o.pub, o.addr, peers)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	want := make(map[Key]Peer, len(peers))
 	var b strings.Builder
-	for _, p := range peers {
-		if p.Key == o.pub {
-			continue
-		}
-		want[p.Key] = p
+	for _, p := range want {
 		if old, ok := o.peers[p.Key]; ok && samePeer(old, p) {
 			continue
 		}
@@ -204,7 +221,81 @@ func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	o.peers = want
 	o.psk.peersChanged(want, gone)
-	return nil
+	return refused
+}
+
+// screenPeers returns the peers to install, keyed by WireGuard key, and
+// an error wrapping ErrCollision that names every peer left out. A peer
+// is left out when its key is listed twice with different details, when a
+// network prefix it claims is not an IPv6 prefix outside the overlay's
+// /48, or when any of its allowed IPs (its address /128 and its networks)
+// overlaps this node's address or another peer's allowed IPs; then every
+// peer in the overlap is left out, since which one is honest is unknown.
+// Entries with this node's own key are ignored.
+func screenPeers(prefix netip.Prefix, self Key, selfAddr netip.Addr, peers []Peer) (map[Key]Peer, error) {
+	want := make(map[Key]Peer, len(peers))
+	bad := map[Key]string{}
+	for _, p := range peers {
+		if p.Key == self {
+			continue
+		}
+		if old, ok := want[p.Key]; ok && !samePeer(old, p) {
+			bad[p.Key] = "listed twice with different details"
+		}
+		want[p.Key] = p
+		for _, n := range p.Networks {
+			if !n.IsValid() || !n.Addr().Is6() || n.Addr().Is4In6() || n.Bits() < prefix.Bits() || n.Overlaps(prefix) {
+				bad[p.Key] = fmt.Sprintf("network %s is not an IPv6 prefix of at least /%d outside the overlay's %s", n, prefix.Bits(), prefix)
+			}
+		}
+	}
+	type claim struct {
+		p   netip.Prefix
+		key Key
+	}
+	var claims []claim
+	for k, p := range want {
+		if _, ok := bad[k]; ok {
+			continue
+		}
+		a, err := Addr(prefix, k)
+		if err != nil {
+			bad[k] = err.Error()
+			continue
+		}
+		claims = append(claims, claim{netip.PrefixFrom(a, 128), k})
+		for _, n := range p.Networks {
+			claims = append(claims, claim{n.Masked(), k})
+		}
+	}
+	slices.SortFunc(claims, func(a, b claim) int { return a.p.Addr().Compare(b.p.Addr()) })
+	self128 := netip.PrefixFrom(selfAddr, 128)
+	for i, c := range claims {
+		if c.p.Overlaps(self128) {
+			bad[c.key] = fmt.Sprintf("%s overlaps this node's address", c.p)
+		}
+		// Sorted by first address: any overlap of c is with a later
+		// claim that starts inside c, so scan forward while they do.
+		for _, d := range claims[i+1:] {
+			if !c.p.Contains(d.p.Addr()) {
+				break
+			}
+			if d.key != c.key {
+				why := fmt.Sprintf("%s overlaps %s of peer %s", c.p, d.p, d.key)
+				bad[c.key], bad[d.key] = why, why
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return want, nil
+	}
+	msgs := make([]string, 0, len(bad))
+	for k, why := range bad {
+		delete(want, k)
+		msgs = append(msgs, fmt.Sprintf("peer %s: %s", k, why))
+	}
+	slices.Sort(msgs)
+	return want, fmt.Errorf("%w: left out %d peer(s) (check their ledger records): %s", ErrCollision, len(bad), strings.Join(msgs, "; "))
 }
 
 func samePeer(a, b Peer) bool {
@@ -229,9 +320,27 @@ func (o *Overlay) setPSK(k Key, psk Key) error {
 	return o.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\npreshared_key=%s\n", k, psk))
 }
 
+// dropPSK sets peer k's pre-shared key to zero if it still is was, so a
+// key installed meanwhile by an exchange is kept. It reports whether it
+// dropped the key.
+func (o *Overlay) dropPSK(k Key, was Key) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.peers[k]; !ok {
+		return false, nil
+	}
+	cur, err := o.presharedKey(k)
+	if err != nil || cur != was {
+		return false, err
+	}
+	return true, o.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\npreshared_key=%s\n", k, Key{}))
+}
+
 // PresharedKey returns the pre-shared key in use with peer k (zero if
 // none yet), for tests and diagnostics.
-func (o *Overlay) PresharedKey(k Key) (Key, error) {
+func (o *Overlay) PresharedKey(k Key) (Key, error) { return o.presharedKey(k) }
+
+func (o *Overlay) presharedKey(k Key) (Key, error) {
 	s, err := o.dev.IpcGet()
 	if err != nil {
 		return Key{}, err
@@ -255,6 +364,57 @@ func (o *Overlay) PresharedKey(k Key) (Key, error) {
 		}
 	}
 	return Key{}, fmt.Errorf("overlay: no peer %s", k)
+}
+
+// peerState is what the device reports about a peer.
+type peerState struct {
+	psk           Key
+	lastHandshake time.Time // zero if none
+}
+
+// states returns the device's view of every peer.
+func (o *Overlay) states() (map[Key]peerState, error) {
+	s, err := o.dev.IpcGet()
+	if err != nil {
+		return nil, err
+	}
+	out := map[Key]peerState{}
+	var cur Key
+	var have bool
+	var sec, nsec int64
+	flush := func() {
+		if have {
+			st := out[cur]
+			if sec != 0 || nsec != 0 {
+				st.lastHandshake = time.Unix(sec, nsec)
+			}
+			out[cur] = st
+		}
+	}
+	for _, line := range strings.Split(s, "\n") {
+		key, val, _ := strings.Cut(line, "=")
+		switch key {
+		case "public_key":
+			flush()
+			have, sec, nsec = false, 0, 0
+			if b, err := hex.DecodeString(val); err == nil && len(b) == len(cur) {
+				cur, have = Key(b), true
+				out[cur] = peerState{}
+			}
+		case "preshared_key":
+			if b, err := hex.DecodeString(val); have && err == nil && len(b) == len(cur) {
+				st := out[cur]
+				st.psk = Key(b)
+				out[cur] = st
+			}
+		case "last_handshake_time_sec":
+			sec, _ = strconv.ParseInt(val, 10, 64)
+		case "last_handshake_time_nsec":
+			nsec, _ = strconv.ParseInt(val, 10, 64)
+		}
+	}
+	flush()
+	return out, nil
 }
 
 func ipBatch(ip, script string) error {

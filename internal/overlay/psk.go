@@ -106,6 +106,8 @@ type pair struct {
 	dk        *mlkem.DecapsulationKey768
 	initBytes []byte
 	done      chan struct{} // closed when the pending exchange completes
+	since     time.Time     // when the peer was added
+	kick      chan struct{} // wakes the initiator's loop for an exchange now
 }
 
 // exchange runs the key exchange with every peer.
@@ -119,6 +121,8 @@ type exchange struct {
 	pairs map[Key]*pair
 	// Rotations counts installed keys, for tests and metrics.
 	rotations map[Key]int
+	// recoveries counts keys dropped by watch.
+	recoveries int
 }
 
 func newExchange(o *Overlay) (*exchange, error) {
@@ -129,6 +133,7 @@ func newExchange(o *Overlay) (*exchange, error) {
 	x := &exchange{o: o, conn: c, pairs: map[Key]*pair{}, rotations: map[Key]int{}}
 	x.ctx, x.stop = context.WithCancel(context.Background())
 	x.wg.Go(x.receive)
+	x.wg.Go(x.watch)
 	return x, nil
 }
 
@@ -153,19 +158,19 @@ func (x *exchange) peersChanged(peers map[Key]Peer, gone []Key) {
 		if _, ok := x.pairs[k]; ok {
 			continue
 		}
-		pr := &pair{peer: k, initiator: bytes.Compare(self[:], p.Identity[:]) < 0}
+		pr := &pair{peer: k, initiator: bytes.Compare(self[:], p.Identity[:]) < 0, since: time.Now(), kick: make(chan struct{}, 1)}
 		x.pairs[k] = pr
 		if pr.initiator {
 			ctx, cancel := context.WithCancel(x.ctx)
 			pr.cancel = cancel
-			x.wg.Go(func() { x.initiate(ctx, k) })
+			x.wg.Go(func() { x.initiate(ctx, k, pr.kick) })
 		}
 	}
 }
 
 // initiate renews the pre-shared key with peer k every Rotate, retrying a
 // failed exchange after a short jittered pause.
-func (x *exchange) initiate(ctx context.Context, k Key) {
+func (x *exchange) initiate(ctx context.Context, k Key, kick <-chan struct{}) {
 	// Let the first handshakes settle: a key installed while a handshake
 	// is in flight fails that handshake (retried 5 s later by WireGuard).
 	select {
@@ -187,6 +192,64 @@ func (x *exchange) initiate(ctx context.Context, k Key) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-kick:
+		}
+	}
+}
+
+// watch drops the pre-shared key of a peer with which no WireGuard
+// handshake succeeded for Recover (see Config.Recover), so the sides that
+// disagree on the key (one restarted, or an answer was lost just before
+// the sessions expired) meet again on a classical handshake, and then
+// asks for a new exchange at once.
+func (x *exchange) watch() {
+	every := min(x.o.cfg.Recover/4, 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.ctx.Done():
+			return
+		case <-t.C:
+		}
+		states, err := x.o.states()
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		x.mu.Lock()
+		type stuckPair struct {
+			*pair
+			psk Key
+		}
+		var stuck []stuckPair
+		for k, p := range x.pairs {
+			st, ok := states[k]
+			if !ok || st.psk == (Key{}) {
+				continue
+			}
+			last := st.lastHandshake
+			if last.Before(p.since) {
+				last = p.since
+			}
+			if now.Sub(last) > x.o.cfg.Recover {
+				stuck = append(stuck, stuckPair{p, st.psk})
+			}
+		}
+		x.mu.Unlock()
+		for _, p := range stuck {
+			if dropped, err := x.o.dropPSK(p.peer, p.psk); err != nil || !dropped {
+				continue
+			}
+			x.o.log.Warn("overlay: no handshake with a peer for too long; dropped the pre-shared key to reconnect classically, a new exchange follows",
+				"peer", p.peer.String(), "after", x.o.cfg.Recover.String())
+			x.mu.Lock()
+			x.recoveries++
+			x.mu.Unlock()
+			select {
+			case p.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
