@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 	"github.com/zerogrid/zerogrid/internal/storage/fusefs"
 )
 
@@ -20,6 +23,7 @@ const unmountWait = 10 * time.Second
 func (sc *storeCmd) mountCmd() *cobra.Command {
 	var cacheDir string
 	var debug bool
+	var repairEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "mount --config FILE MOUNTPOINT",
 		Short: "Mount the store as a file system until interrupted",
@@ -27,7 +31,11 @@ func (sc *storeCmd) mountCmd() *cobra.Command {
 SIGINT or SIGTERM; then it uploads files still open for writing and
 unmounts. A file written through the mount reaches the store when it is
 closed or fsynced; fsync returns once it is durable. Files being written
-are spooled in --cache-dir, which needs room for them.`,
+are spooled in --cache-dir, which needs room for them.
+
+While mounted, it checks every shard and repairs what is missing or corrupt
+every --repair-every (as 'zgrid store repair' does, under the same writer
+lock as the mount's own writes), and logs what it found and fixed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mnt := args[0]
@@ -51,6 +59,12 @@ are spooled in --cache-dir, which needs room for them.`,
 				return fmt.Errorf("mount %s: %w (is /dev/fuse there and fusermount3 installed?)", mnt, err)
 			}
 			fmt.Fprintf(sc.g.stdout, "mounted at %s\n", mnt)
+			if repairEvery > 0 {
+				rctx, stopRepair := context.WithCancel(cmd.Context())
+				repaired := make(chan struct{})
+				go func() { defer close(repaired); repairLoop(rctx, s, repairEvery, sc.g.stderr) }()
+				defer func() { stopRepair(); <-repaired }()
+			}
 			<-cmd.Context().Done()
 			fmt.Fprintf(sc.g.stderr, "unmounting %s\n", mnt)
 			err = fusefs.Unmount(srv, mnt, unmountWait, 5*time.Second)
@@ -66,5 +80,29 @@ are spooled in --cache-dir, which needs room for them.`,
 	}
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "directory for spool files of files being written (default: a temporary directory)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every FUSE request")
+	cmd.Flags().DurationVar(&repairEvery, "repair-every", time.Hour, "check and repair the store in the background this often (0: never)")
 	return cmd
+}
+
+// repairLoop runs Repair every interval until ctx ends, and says on w what
+// each pass found and did.
+func repairLoop(ctx context.Context, s *catalog.Store, every time.Duration, w io.Writer) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := s.Repair(ctx, catalog.RepairOptions{})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			fmt.Fprintf(w, "background repair: %v\n", err)
+		case len(rep.Repaired) > 0 || len(rep.Failed) > 0:
+			fmt.Fprintf(w, "background repair: %d shards rebuilt, %d could not be (run `zgrid store check` for details)\n", len(rep.Repaired), len(rep.Failed))
+		}
+	}
 }

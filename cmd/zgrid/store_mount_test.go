@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// TestStoreMountProcess runs `zgrid store mount` as a process: a file
-// written through the mount is in `zgrid store ls` after SIGTERM, and the
-// mount is gone.
+// TestStoreMountProcess runs `zgrid store mount` as a process: a shard
+// removed from a backend while it runs is rebuilt by its background
+// repair; a file written through the mount is in `zgrid store ls` after
+// SIGTERM, and the mount is gone.
 func TestStoreMountProcess(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount FUSE")
@@ -26,7 +27,7 @@ func TestStoreMountProcess(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build zgrid: %v\n%s", err, out)
 	}
-	cfg, _ := storeConfig(t)
+	cfg, shards := storeConfig(t)
 	env := append(os.Environ(), "ZGRID_MNEMONIC="+mnemonic(t))
 	run := func(args ...string) string {
 		t.Helper()
@@ -40,9 +41,9 @@ func TestStoreMountProcess(t *testing.T) {
 	}
 	run("store", "init", "--config", cfg)
 	mnt := t.TempDir()
-	m := exec.Command(bin, "store", "mount", "--config", cfg, "--cache-dir", t.TempDir(), mnt)
+	m := exec.Command(bin, "store", "mount", "--config", cfg, "--cache-dir", t.TempDir(), "--repair-every", "500ms", mnt)
 	m.Env = env
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	m.Stderr = &stderr
 	stdout, err := m.StdoutPipe()
 	if err != nil {
@@ -68,6 +69,31 @@ func TestStoreMountProcess(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "docs/note.txt"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Take a shard away: the mount's background repair puts it back.
+	time.Sleep(700 * time.Millisecond) // a repair pass over the new file's shards first
+	victim := ""
+	entries, _ := os.ReadDir(filepath.Join(shards, "b0"))
+	for _, e := range entries {
+		n := e.Name()
+		if e.Type().IsRegular() && !strings.HasPrefix(n, ".") && !strings.HasPrefix(n, "root-") && !strings.HasPrefix(n, "lock-") && !strings.HasPrefix(n, "gc-") {
+			victim = filepath.Join(shards, "b0", n)
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatalf("no shard on b0 to remove: %v", entries)
+	}
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), "background repair: 1 shards rebuilt") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mount did not repair the removed shard %s; stderr: %s", victim, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	run("store", "check", "--config", cfg) // exits non-zero unless healthy
 	if err := m.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -121,6 +121,11 @@ type inspection struct {
 	segments map[string][]segmentState
 	down     map[string]bool
 	rootHave map[string]bool // backend id → holds a valid current root
+	// The catalog inspected: a snapshot taken at the start, so writers of
+	// the same Store (a mount) may commit meanwhile.
+	cat      *Catalog
+	rootRefs []storage.SegmentRef
+	seq      uint64
 }
 
 // Check reads every shard of every segment of every file and of the
@@ -138,8 +143,12 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, err
 }
 
 func (s *Store) inspect(ctx context.Context, opts CheckOptions) (*inspection, error) {
+	s.lk.mu.Lock()
+	cat, rootRefs, seq := s.cat, s.rootRefs, s.seq
+	s.lk.mu.Unlock()
 	in := &inspection{
-		report:   &CheckReport{Seq: s.seq, Files: []FileHealth{}},
+		cat: cat, rootRefs: rootRefs, seq: seq,
+		report:   &CheckReport{Seq: seq, Files: []FileHealth{}},
 		segments: map[string][]segmentState{},
 		down:     map[string]bool{},
 		rootHave: map[string]bool{},
@@ -156,9 +165,9 @@ func (s *Store) inspect(ctx context.Context, opts CheckOptions) (*inspection, er
 		return in.down[id]
 	}
 	s.checkRoots(ctx, in, markDown)
-	entries := s.cat.List("")
+	entries := in.cat.List("")
 	var total, done int64
-	for _, ref := range s.rootRefs {
+	for _, ref := range in.rootRefs {
 		total += int64(ref.PlainLen)
 	}
 	for _, e := range entries {
@@ -195,7 +204,7 @@ func (s *Store) inspect(ctx context.Context, opts CheckOptions) (*inspection, er
 		return fh, nil
 	}
 	var err error
-	if in.report.Catalog, err = file(CatalogName, 0, s.rootRefs); err != nil {
+	if in.report.Catalog, err = file(CatalogName, 0, in.rootRefs); err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
@@ -223,21 +232,21 @@ func (s *Store) inspect(ctx context.Context, opts CheckOptions) (*inspection, er
 // checkRoots records which backends hold a copy of the current root that
 // verifies.
 func (s *Store) checkRoots(ctx context.Context, in *inspection, markDown func(string)) {
-	name := rootName(s.seq)
+	name := rootName(in.seq)
 	have := make([]bool, len(s.backends))
 	var wg sync.WaitGroup
 	for i, b := range s.backends {
 		wg.Go(func() {
 			raw, err := b.Get(ctx, name, 0, -1)
 			if err == nil {
-				_, err = openRoot(s.keys, s.seq, raw)
+				_, err = openRoot(s.keys, in.seq, raw)
 			}
 			have[i] = err == nil
 			switch {
 			case errors.Is(err, storage.ErrUnavailable):
 				markDown(b.ID())
 			case err != nil && !errors.Is(err, storage.ErrNotFound):
-				s.log.Warn("current root record unreadable or invalid", "backend", b.ID(), "seq", s.seq, "err", err)
+				s.log.Warn("current root record unreadable or invalid", "backend", b.ID(), "seq", in.seq, "err", err)
 			}
 		})
 	}

@@ -121,6 +121,12 @@ func (s *Store) lockInit() {
 // writer lock. change must not keep c; it may be called more than once. It
 // returns whether the new root may be visible after an error (see commit).
 func (s *Store) update(ctx context.Context, change func(c *Catalog) (*Catalog, error)) (visible bool, err error) {
+	return s.updateWith(ctx, nil, change)
+}
+
+// updateWith is update, encoding the catalog with meta instead of the
+// store's catalog encoder when meta is not nil.
+func (s *Store) updateWith(ctx context.Context, meta *storage.Encoder, change func(c *Catalog) (*Catalog, error)) (visible bool, err error) {
 	s.lk.mu.Lock()
 	defer s.lk.mu.Unlock()
 	s.lockInit()
@@ -139,7 +145,9 @@ func (s *Store) update(ctx context.Context, change func(c *Catalog) (*Catalog, e
 			}
 			continue
 		}
+		s.metaOverride = meta
 		visible, err := s.updateLocked(ctx, acquired, change)
+		s.metaOverride = nil
 		s.release(ctx)
 		return visible, err
 	}

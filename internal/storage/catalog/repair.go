@@ -60,22 +60,23 @@ func (r *RepairReport) OK() bool { return len(r.Failed) == 0 }
 // writes the current root to every backend that lacks it.
 //
 // Repair is idempotent and safe to interrupt: a shard is put before any
-// reference names it, and a moved shard's old copy is left for GC. Like
-// every writer, it assumes no other writer runs at the same time.
+// reference names it, and a moved shard's old copy is left for GC. It
+// commits like every writer, under the writer lock and on top of the
+// newest catalog, so it may run beside other writers (a mount): a file
+// replaced or removed meanwhile keeps its new references, and the shards
+// rebuilt for its old ones are garbage for GC.
 func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*RepairReport, error) {
 	in, err := s.inspect(ctx, CheckOptions{Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}
-	rep := &RepairReport{Before: in.report, Repaired: []ShardRepair{}, Seq: s.seq}
+	rep := &RepairReport{Before: in.report, Repaired: []ShardRepair{}, Seq: in.seq}
 	usable := func(b storage.Backend) bool { return !in.down[b.ID()] }
 	changed := false
-	cat := s.cat
-	for _, e := range s.cat.List("") {
-		ne, moved := s.repairFile(ctx, e.Name, e.Segments, in, usable, rep)
-		if moved {
-			e.Segments = ne
-			cat, _ = cat.with(e)
+	moved := map[string][]storage.SegmentRef{} // file → its repaired references
+	for _, e := range in.cat.List("") {
+		if ne, ok := s.repairFile(ctx, e.Name, e.Segments, in, usable, rep); ok {
+			moved[e.Name] = ne
 			changed = true
 		}
 	}
@@ -88,17 +89,17 @@ func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*RepairReport, 
 				rep.Repaired = append(rep.Repaired, ShardRepair{File: CatalogName, Segment: p.Segment, Index: p.Index, Problem: p.Problem, From: p.Backend, To: "(catalog re-encoded)"})
 			}
 		}
-	} else if _, moved := s.repairFile(ctx, CatalogName, s.rootRefs, in, usable, rep); moved {
+	} else if _, ok := s.repairFile(ctx, CatalogName, in.rootRefs, in, usable, rep); ok {
 		changed = true
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
 	if changed {
-		if err := s.commitRepaired(ctx, cat, in.down); err != nil {
+		if err := s.commitRepaired(ctx, moved, in.down); err != nil {
 			return rep, fmt.Errorf("repair: shards were rebuilt but the new references could not be committed (run repair again): %w", err)
 		}
-		rep.Committed, rep.Seq = true, s.seq
+		rep.Committed, rep.Seq = true, s.Seq()
 		return rep, nil
 	}
 	s.rewriteRoots(ctx, in, rep)
@@ -204,10 +205,14 @@ func hasShard(ref storage.SegmentRef, index int, digest [32]byte) bool {
 	return false
 }
 
-// commitRepaired commits cat. When backends are down, the catalog is
+// commitRepaired commits the repaired references onto the newest
+// catalog, under the writer lock: a file whose segments are no longer the
+// ones repaired (replaced or removed meanwhile) is left as it is. Any
+// commit re-encodes the catalog itself; when backends are down, it is
 // encoded over the others only (with the widest coding they allow), so the
 // new catalog is not born degraded.
-func (s *Store) commitRepaired(ctx context.Context, cat *Catalog, down map[string]bool) error {
+func (s *Store) commitRepaired(ctx context.Context, moved map[string][]storage.SegmentRef, down map[string]bool) error {
+	var meta *storage.Encoder
 	if len(down) > 0 {
 		var up []storage.Backend
 		for _, b := range s.backends {
@@ -216,16 +221,38 @@ func (s *Store) commitRepaired(ctx context.Context, cat *Catalog, down map[strin
 			}
 		}
 		if mp, ok := catalogParams(up, s.data.Params().K); ok {
-			enc, err := storage.NewEncoder(storage.Config{Params: mp, Backends: up, Rand: s.rand, Logger: s.log})
-			if err == nil {
-				meta := s.meta
-				s.meta = enc
-				defer func() { s.meta = meta }()
+			if enc, err := storage.NewEncoder(storage.Config{Params: mp, Backends: up, Rand: s.rand, Logger: s.log}); err == nil {
+				meta = enc
 			}
 		}
 	}
-	_, err := s.commit(ctx, cat)
+	_, err := s.updateWith(ctx, meta, func(cur *Catalog) (*Catalog, error) {
+		out := cur
+		for name, refs := range moved {
+			e, ok := cur.Lookup(name)
+			if !ok || !sameSegments(e.Segments, refs) {
+				continue
+			}
+			e.Segments = refs
+			out, _ = out.with(e)
+		}
+		return out, nil
+	})
 	return err
+}
+
+// sameSegments reports whether two reference lists name the same segments
+// in the same order (their shard locations may differ).
+func sameSegments(a, b []storage.SegmentRef) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID {
+			return false
+		}
+	}
+	return true
 }
 
 // rewriteRoots puts the current root on every reachable backend that
@@ -239,21 +266,21 @@ func (s *Store) rewriteRoots(ctx context.Context, in *inspection, rep *RepairRep
 		if !in.rootHave[b.ID()] {
 			continue
 		}
-		raw, err := b.Get(ctx, rootName(s.seq), 0, -1)
+		raw, err := b.Get(ctx, rootName(in.seq), 0, -1)
 		if err == nil {
-			if _, err = openRoot(s.keys, s.seq, raw); err == nil {
+			if _, err = openRoot(s.keys, in.seq, raw); err == nil {
 				blob = raw
 				break
 			}
 		}
 	}
 	if blob == nil {
-		rep.Failed = append(rep.Failed, RepairFailure{File: CatalogName, Index: -1, Err: fmt.Sprintf("no readable copy of root %d left to copy", s.seq)})
+		rep.Failed = append(rep.Failed, RepairFailure{File: CatalogName, Index: -1, Err: fmt.Sprintf("no readable copy of root %d left to copy", in.seq)})
 		return
 	}
 	for _, id := range in.report.RootMissing {
-		if err := s.byID[id].Put(ctx, rootName(s.seq), blob); err != nil {
-			rep.Failed = append(rep.Failed, RepairFailure{File: CatalogName, Index: -1, Err: fmt.Sprintf("root %d on backend %q: %v", s.seq, id, err)})
+		if err := s.byID[id].Put(ctx, rootName(in.seq), blob); err != nil {
+			rep.Failed = append(rep.Failed, RepairFailure{File: CatalogName, Index: -1, Err: fmt.Sprintf("root %d on backend %q: %v", in.seq, id, err)})
 			continue
 		}
 		rep.RootsWritten = append(rep.RootsWritten, id)

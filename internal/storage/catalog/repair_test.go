@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zerogrid/zerogrid/internal/storage"
 	"github.com/zerogrid/zerogrid/internal/storage/backendtest"
@@ -245,5 +246,55 @@ func TestRepairWithoutRoom(t *testing.T) {
 				t.Fatalf("catalog re-encoded onto the down backend: %+v", ref.Shards)
 			}
 		}
+	}
+}
+
+// TestRepairBesideWriter: repair runs while another writer of the same
+// Store (as a mount is) puts new files and replaces one repair is working
+// on. Nothing is lost: the new files are there, the replaced file has its
+// new content, and a final check and repair leave the store healthy.
+func TestRepairBesideWriter(t *testing.T) {
+	t.Parallel()
+	ts := newTestStore(t, 6, 4, 2)
+	sec := secret(t)
+	bs, _ := ts.backends(t)
+	s, err := Init(t.Context(), ts.opts(bs), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"a": randBytes(t, 3*testSegment+7), "b": randBytes(t, 2*testSegment)}
+	putFiles(t, s, files)
+	ts.removeShards(t, 2)
+	newer := randBytes(t, testSegment+3)
+	done := make(chan error, 1)
+	go func() {
+		for i := range 4 {
+			name := fmt.Sprintf("new%d", i)
+			files[name] = randBytes(t, 1000+i)
+			if _, err := s.Put(t.Context(), name, bytes.NewReader(files[name]), 0o644, time.Now()); err != nil {
+				done <- err
+				return
+			}
+		}
+		_, err := s.Put(t.Context(), "a", bytes.NewReader(newer), 0o644, time.Now())
+		done <- err
+	}()
+	if _, err := s.Repair(t.Context(), RepairOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	files["a"] = newer
+	for name, want := range files {
+		if got := getBytes(t, s, name); !bytes.Equal(got, want) {
+			t.Fatalf("%s differs after repair beside a writer", name)
+		}
+	}
+	if _, err := s.Repair(t.Context(), RepairOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(t, s, true); !r.OK() || r.Healthy != len(files) {
+		t.Fatalf("not healthy after a second repair: %+v", r)
 	}
 }

@@ -37,6 +37,9 @@ type Store struct {
 	rootRefs []storage.SegmentRef // the current catalog's segments
 	cat      *Catalog
 	lk       lockState // writer lock and the mutex guarding the three above (lock.go)
+	// metaOverride, set under lk.mu for one commit, encodes the catalog
+	// instead of meta (repair, when backends are down).
+	metaOverride *storage.Encoder
 }
 
 func newStore(opts Options, secret []byte) (*Store, error) {
@@ -158,7 +161,11 @@ func (s *Store) commit(ctx context.Context, cat *Catalog) (visible bool, err err
 		return false, err
 	}
 	var refs []storage.SegmentRef
-	_, err = s.meta.Encode(ctx, bytes.NewReader(sealed), func(w storage.Written) error {
+	meta := s.meta
+	if s.metaOverride != nil {
+		meta = s.metaOverride
+	}
+	_, err = meta.Encode(ctx, bytes.NewReader(sealed), func(w storage.Written) error {
 		refs = append(refs, w.Ref)
 		return nil
 	})
