@@ -125,7 +125,7 @@ func (sc *storeCmd) putCmd() *cobra.Command {
 				return err
 			}
 			if res.Missing > 0 {
-				fmt.Fprintf(sc.g.stderr, "warning: %d shards could not be stored; %s is readable with reduced redundancy until it is repaired\n", res.Missing, args[1])
+				fmt.Fprintf(sc.g.stderr, "warning: %d shards could not be stored; %s is readable with reduced redundancy until it is repaired: run `zgrid store repair --config %s` once the backends are back (a mount repairs in the background)\n", res.Missing, args[1], sc.config)
 			}
 			fmt.Fprintf(sc.g.stdout, "%s: %d bytes in %d segments\n", args[1], res.Entry.Size, len(res.Entry.Segments))
 			return nil
@@ -155,7 +155,7 @@ func (sc *storeCmd) getCmd() *cobra.Command {
 				return err
 			}
 			if bad > 0 {
-				fmt.Fprintf(sc.g.stderr, "warning: %d shards were missing or corrupt and were read around; repair the store\n", bad)
+				fmt.Fprintf(sc.g.stderr, "warning: %d shards were missing or corrupt and were read around: run `zgrid store repair --config %s`\n", bad, sc.config)
 			}
 			fmt.Fprintf(sc.g.stdout, "%s: %d bytes\n", args[1], e.Size)
 			return nil
