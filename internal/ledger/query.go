@@ -175,28 +175,42 @@ func (a *App) queryList(path, qprefix, kprefix string, data []byte) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	out := ContractList{Contracts: []Contract{}}
+	out.More, err = a.page(u64key(kprefix, owner), data, func(id uint64) error {
+		c, err := loadContract(a.store, id)
+		if err != nil {
+			return err
+		}
+		out.Contracts = append(out.Contracts, *c)
+		return nil
+	})
+	return out, err
+}
+
+// page calls add for the ids (the last 8 bytes of the keys) under prefix
+// that a ListRequest in data selects, in order, and reports whether more
+// follow.
+func (a *App) page(prefix string, data []byte, add func(id uint64) error) (more bool, err error) {
 	var req ListRequest
 	if len(data) > 0 {
 		if err := wire.Unmarshal(data, &req); err != nil {
-			return nil, reject(CodeMalformed, "list request: %v", err)
+			return false, reject(CodeMalformed, "list request: %v", err)
 		}
 	}
 	if req.Limit == 0 || req.Limit > MaxListLimit {
 		req.Limit = MaxListLimit
 	}
-	out := ContractList{Contracts: []Contract{}}
-	start := u64key(kprefix, owner, req.After+1)
-	err = a.store.scan(u64key(kprefix, owner), start, func(key string, _ []byte) (bool, error) {
-		if len(out.Contracts) == int(req.Limit) {
-			out.More = true
+	n := 0
+	err = a.store.scan(prefix, u64key(prefix, req.After+1), func(key string, _ []byte) (bool, error) {
+		if n == int(req.Limit) {
+			more = true
 			return false, nil
 		}
-		c, err := loadContract(a.store, beUint64(key[len(key)-8:]))
-		if err != nil {
-			return false, fmt.Errorf("%w: list entry %x", ErrCorruptState, key)
+		if err := add(beUint64(key[len(key)-8:])); err != nil {
+			return false, fmt.Errorf("%w: list entry %x: %v", ErrCorruptState, key, err)
 		}
-		out.Contracts = append(out.Contracts, *c)
+		n++
 		return true, nil
 	})
-	return out, err
+	return more, err
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
-	"github.com/zerogrid/zerogrid/internal/wire"
 )
 
 // NameServers is the answer to QueryNameServers: the keys a gateway may
@@ -70,27 +69,15 @@ type NodeList struct {
 }
 
 func (a *App) queryNodes(data []byte) (any, error) {
-	var req ListRequest
-	if len(data) > 0 {
-		if err := wire.Unmarshal(data, &req); err != nil {
-			return nil, reject(CodeMalformed, "list request: %v", err)
-		}
-	}
-	if req.Limit == 0 || req.Limit > MaxListLimit {
-		req.Limit = MaxListLimit
-	}
 	out := NodeList{Nodes: []Node{}}
-	err := a.store.scan("node/", u64key("node/", req.After+1), func(key string, _ []byte) (bool, error) {
-		if len(out.Nodes) == int(req.Limit) {
-			out.More = true
-			return false, nil
-		}
-		n, err := loadNode(a.store, beUint64(key[len(key)-8:]))
+	var err error
+	out.More, err = a.page("node/", data, func(id uint64) error {
+		n, err := loadNode(a.store, id)
 		if err != nil {
-			return false, fmt.Errorf("%w: node entry %x", ErrCorruptState, key)
+			return err
 		}
 		out.Nodes = append(out.Nodes, *n)
-		return true, nil
+		return nil
 	})
 	return out, err
 }
