@@ -106,6 +106,16 @@ workloads:
 		return out, err == nil && strings.Contains(out, "hello")
 	})
 	t.Logf("node 1's container (%s) got from node 2's (%s): %q", a.addr, b.addr, body)
+	// Even with a route to network other in the container's namespace (a
+	// container that is root there could add one), the node stops it.
+	con, err := c.Contract(t.Context(), other.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherNet, _ := network.Prefix(gf.ChainID, con.Owner, "other")
+	if out, err := exec.Command("ip", "-n", filepath.Base(ctrNS), "-6", "route", "add", otherNet.String(), "via", network.GatewayAddr.String(), "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("add a route to network other: %v: %s", err, out)
+	}
 	if out, err := get(other.addr); err == nil {
 		t.Fatalf("a member of network lan reached network other's container: %q", out)
 	}
