@@ -51,6 +51,10 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	Errors   string  `json:"errors,omitempty"`
 	Requests int     `json:"requests"`
+	// CPU is microseconds of CPU per request, by process, over the
+	// measured run; "all" is the whole machine (every process and the
+	// kernel's network work).
+	CPU map[string]float64 `json:"cpu_us_per_request"`
 }
 
 func main() {
@@ -65,7 +69,7 @@ func main() {
 	conns := flag.Int("c", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	out := flag.String("o", "table", "output: table or json")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write the gateway process's CPU profile to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write CPU profiles of the gateway and the tunnel client to FILE.gateway and FILE.backend")
 	flag.BoolVar(&tcpOnly, "tcp", false, "block UDP from the backend so the tunnel falls back to TLS over TCP")
 	flag.Parse()
 	res, err := run(*dur, *conns, *threads)
@@ -87,6 +91,14 @@ func report(res []result, format string) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%d\t%s\n", r.Path, r.RPS, r.P50ms, r.P99ms, r.Requests, r.Errors)
 	}
 	tw.Flush()
+	fmt.Println("CPU µs per request:")
+	for _, r := range res {
+		var parts []string
+		for _, k := range sortedKeys(r.CPU) {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, r.CPU[k]))
+		}
+		fmt.Printf("  %s: %s\n", r.Path, strings.Join(parts, ", "))
+	}
 	if len(res) == 2 && res[1].RPS > 0 && res[1].P99ms > 0 {
 		fmt.Printf("gateway/nginx: %.0f%% of req/s (target >= 80%%), p99 %.2fx (target <= 1.5x)\n",
 			100*res[0].RPS/res[1].RPS, res[0].P99ms/res[1].P99ms)
@@ -133,17 +145,22 @@ func run(dur time.Duration, conns, threads int) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer gw()
+	defer gw.stop()
 	be, _, err := startRole(ctx, nsB, self, "role-backend", tmp, gwKey)
 	if err != nil {
 		return nil, err
 	}
-	defer be()
-	stopNginx, err := startNginx(tmp)
+	defer be.stop()
+	origin, _, err := startRole(ctx, nsB, self, "role-origin", tmp, gwKey)
 	if err != nil {
 		return nil, err
 	}
-	defer stopNginx()
+	defer origin.stop()
+	nginx, err := startNginx(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer nginx.stop()
 	if err := waitServed("https://" + host + ":8443/"); err != nil {
 		return nil, fmt.Errorf("gateway path: %w", err)
 	}
@@ -151,17 +168,30 @@ func run(dur time.Duration, conns, threads int) ([]result, error) {
 		return nil, fmt.Errorf("nginx path: %w", err)
 	}
 	var res []result
-	for _, p := range []struct{ name, url string }{
-		{"zerogrid gateway (tunnel, " + map[bool]string{false: "QUIC", true: "TLS+TCP"}[tcpOnly] + ")", "https://" + host + ":8443/"},
-		{"nginx reverse proxy (direct)", "https://" + host + ":9443/"},
+	for _, p := range []struct {
+		name, url string
+		procs     map[string]proc
+	}{
+		{"zerogrid gateway (tunnel, " + map[bool]string{false: "QUIC", true: "TLS+TCP"}[tcpOnly] + ")", "https://" + host + ":8443/",
+			map[string]proc{"gateway": gw, "tunnel client": be, "origin": origin}},
+		{"nginx reverse proxy (direct)", "https://" + host + ":9443/",
+			map[string]proc{"nginx": nginx, "origin": origin}},
 	} {
 		// A short warm-up fills connection pools on both paths.
 		if _, err := runWrk(p.url, 2*time.Second, conns, threads); err != nil {
 			return nil, err
 		}
+		before := cpuTimes(p.procs)
 		r, err := runWrk(p.url, dur, conns, threads)
 		if err != nil {
 			return nil, err
+		}
+		after := cpuTimes(p.procs)
+		r.CPU = map[string]float64{}
+		for k, v := range after {
+			if r.Requests > 0 {
+				r.CPU[k] = (v - before[k]).Seconds() * 1e6 / float64(r.Requests)
+			}
 		}
 		r.Path = p.name
 		res = append(res, r)
@@ -210,41 +240,45 @@ func setupNetns() (func(), error) {
 
 // startRole runs this binary with role inside ns and waits for its
 // "ready KEY" line.
-func startRole(ctx context.Context, ns, self, role, dir, peerKey string) (stop func(), key string, err error) {
+func startRole(ctx context.Context, ns, self, role, dir, peerKey string) (p proc, key string, err error) {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, self, role, dir, peerKey)
 	cmd.Stderr = os.Stderr
-	if role == "role-gateway" && cpuProfile != "" {
+	if cpuProfile != "" && role != "role-origin" {
 		abs, _ := filepath.Abs(cpuProfile)
-		cmd.Env = append(os.Environ(), "ZGB_CPUPROFILE="+abs)
+		cmd.Env = append(os.Environ(), "ZGB_CPUPROFILE="+abs+"."+strings.TrimPrefix(role, "role-"))
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return proc{}, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return proc{}, "", err
 	}
-	stop = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
+	stop := func() { terminate(cmd) }
 	line, err := bufio.NewReader(out).ReadString('\n')
 	f := strings.Fields(line)
 	if err != nil || len(f) != 2 || f[0] != "ready" {
 		stop()
-		return nil, "", fmt.Errorf("%s did not start: %q %v", role, line, err)
+		return proc{}, "", fmt.Errorf("%s did not start: %q %v", role, line, err)
 	}
-	return stop, f[1], nil
+	// ip netns exec execs the program: the pid is the role's.
+	return proc{pid: cmd.Process.Pid, stop: stop}, f[1], nil
 }
 
-func startNginx(dir string) (func(), error) {
+// terminate asks cmd to stop with SIGTERM and kills it after 5 s.
+func terminate(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func startNginx(dir string) (proc, error) {
 	conf := fmt.Sprintf(`daemon off;
 worker_processes auto;
 pid %[1]s/nginx.pid;
@@ -271,18 +305,25 @@ http {
 `, dir, ipB, ipA, host)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return proc{}, err
 	}
 	cmd := exec.Command("ip", "netns", "exec", nsA, "nginx", "-c", path, "-e", filepath.Join(dir, "nginx-error.log"))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return proc{}, err
 	}
-	return func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		exec.Command("pkill", "-F", filepath.Join(dir, "nginx.pid")).Run()
-	}, nil
+	// With "daemon off" the started process is nginx's master; its
+	// workers are its children.
+	pid := cmd.Process.Pid
+	return proc{pid: pid, children: true, stop: func() {
+		// SIGTERM makes the master stop its workers; killing the
+		// master alone would leave them running.
+		workers := childrenOf(pid)
+		terminate(cmd)
+		for _, w := range workers {
+			syscall.Kill(w, syscall.SIGKILL)
+		}
+	}}, nil
 }
 
 // waitServed retries one HTTPS request from namespace A with curl.

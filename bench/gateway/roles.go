@@ -78,11 +78,24 @@ func runRole(role string, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if path := os.Getenv("ZGB_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch role {
 	case "role-gateway":
 		return runGatewayRole(ctx, dir, peer, log)
 	case "role-backend":
 		return runBackendRole(ctx, dir, peer, log)
+	case "role-origin":
+		return runOriginRole(ctx)
 	}
 	return fmt.Errorf("unknown role %s", role)
 }
@@ -118,15 +131,6 @@ func runGatewayRole(ctx context.Context, dir string, backend identity.PublicKey,
 	go ts.ServeQUIC(ctx, pc)
 	go ts.ServeTLS(ctx, tln)
 	go gw.Serve(ln)
-	if path := os.Getenv("ZGB_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer f.Close()
-		defer pprof.StopCPUProfile()
-	}
 	fmt.Println("ready", key.Public())
 	<-ctx.Done()
 	return nil
@@ -145,13 +149,6 @@ func runBackendRole(ctx context.Context, dir string, gwKey identity.PublicKey, l
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", ":8080")
-	if err != nil {
-		return err
-	}
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "hello from the backend\n")
-	}))
 	c, err := tunnel.NewClient(tunnel.ClientConfig{
 		Key:      key,
 		Names:    []tunnel.Route{{Name: "web", Mode: tunnel.ModeHTTP, Target: "127.0.0.1:8080"}},
@@ -167,4 +164,21 @@ func runBackendRole(ctx context.Context, dir string, gwKey identity.PublicKey, l
 		return nil
 	}
 	return err
+}
+
+// runOriginRole is the service both paths reach: a Go HTTP server on
+// :8080 in the backend's namespace, its own process so that its CPU is
+// counted apart from the tunnel client's.
+func runOriginRole(ctx context.Context) error {
+	ln, err := net.Listen("tcp", ":8080")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello from the backend\n")
+	})}
+	go srv.Serve(ln)
+	fmt.Println("ready origin")
+	<-ctx.Done()
+	return srv.Close()
 }

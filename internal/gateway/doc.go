@@ -10,6 +10,9 @@
 // local CA kept in the gateway's directory or from ACME (certmagic), and
 // reverse-proxied as HTTP/1.1 over a tunnel stream, with WebSocket upgrades
 // passed through and X-Forwarded-For/-Proto/-Host set from the connection.
+// HTTP/1.1 clients are served by a lean loop of the gateway's own (h1.go:
+// the standard library parses, the gateway re-frames, pooled streams);
+// h2 clients by net/http's server and httputil.ReverseProxy.
 //
 // Unknown names get a bare 404, names without a live backend a bare 502,
 // and a ClientHello for a name outside DOMAIN is closed. Header, idle and

@@ -114,6 +114,8 @@ type Gateway struct {
 	listeners map[net.Listener]struct{}
 	raw       map[net.Conn]struct{} // connections not (yet) owned by httpSrv
 	hijacked  map[net.Conn]struct{} // upgraded (WebSocket) connections
+	h1        map[*h1conn]struct{}  // client connections on the HTTP/1.1 path
+	pool      *streamPool           // idle backend streams of the HTTP/1.1 path
 	wg        sync.WaitGroup        // handleConn goroutines
 	served    chan struct{}
 }
@@ -147,7 +149,7 @@ func New(cfg Config) (*Gateway, error) {
 		metrics: cfg.Metrics, limiter: newConnLimiter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerIP),
 		httpLn: newChanListener(), ctx: ctx, cancel: cancel,
 		listeners: make(map[net.Listener]struct{}), raw: make(map[net.Conn]struct{}), hijacked: make(map[net.Conn]struct{}),
-		served: make(chan struct{}),
+		h1: make(map[*h1conn]struct{}), pool: newStreamPool(), served: make(chan struct{}),
 	}
 	g.tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if cfg.ACME != nil {
@@ -351,6 +353,10 @@ func (g *Gateway) handleConn(c net.Conn, client netip.AddrPort) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		g.serveH1(tc, client)
+		return
+	}
 	if !g.httpLn.push(tc) {
 		c.Close()
 	}
@@ -360,6 +366,11 @@ func (g *Gateway) handleConn(c net.Conn, client netip.AddrPort) {
 // flight finish until ctx ends, then closes what is left.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopAccepting()
+	g.mu.Lock()
+	for c := range g.h1 {
+		c.kickIdle() // busy ones stop after their response
+	}
+	g.mu.Unlock()
 	err := g.httpSrv.Shutdown(ctx)
 	waited := make(chan struct{})
 	go func() { g.wg.Wait(); close(waited) }()
@@ -388,6 +399,7 @@ func (g *Gateway) Close() error {
 	for _, c := range hijacked { // their Close takes g.mu
 		c.Close()
 	}
+	g.pool.closeAll()
 	g.wg.Wait()
 	<-g.served
 	if g.magic != nil {

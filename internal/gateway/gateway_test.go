@@ -538,7 +538,7 @@ func TestRetryOnDeadStream(t *testing.T) {
 		t.Fatalf("GET after two dead streams: %d %q, want 200 GET", resp.StatusCode, b)
 	}
 	resp.Body.Close()
-	g.proxy.(*httputil.ReverseProxy).Transport.(retryTransport).rt.(*http.Transport).CloseIdleConnections()
+	closeIdleStreams(g)
 	mb.mu.Lock()
 	mb.names["alpha"].dead = 1
 	mb.mu.Unlock()
@@ -563,4 +563,19 @@ func TestOpenConnectionsGaugeSurvivesDoubleClose(t *testing.T) {
 	lc.Close()
 	lc.Close()
 	checkMetric(t, g, "zgrid_gateway_client_connections_open 0")
+}
+
+// closeIdleStreams drops the idle backend streams of both proxy paths, so
+// the next request dials a new one.
+func closeIdleStreams(g *Gateway) {
+	g.proxy.(*httputil.ReverseProxy).Transport.(retryTransport).rt.(*http.Transport).CloseIdleConnections()
+	g.pool.mu.Lock()
+	idle := g.pool.idle
+	g.pool.idle = map[string][]*backendConn{}
+	g.pool.mu.Unlock()
+	for _, list := range idle {
+		for _, bc := range list {
+			bc.Close()
+		}
+	}
 }

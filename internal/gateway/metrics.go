@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,41 @@ type Metrics struct {
 
 	mu   sync.Mutex
 	lost map[string]int // tunnels lost per name and not yet replaced
+
+	names sync.Map // name → *nameMetrics
+}
+
+// nameMetrics holds one name's series, looked up once.
+type nameMetrics struct {
+	name     string
+	requests *prometheus.CounterVec
+	codes    sync.Map // status code → prometheus.Counter
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// forName returns the series of a name that has a live backend.
+func (m *Metrics) forName(name string) *nameMetrics {
+	if v, ok := m.names.Load(name); ok {
+		return v.(*nameMetrics)
+	}
+	v, _ := m.names.LoadOrStore(name, &nameMetrics{
+		name: name, requests: m.requests,
+		bytesIn: m.bytesIn.WithLabelValues(name), bytesOut: m.bytesOut.WithLabelValues(name),
+		latency: m.latency.WithLabelValues(name),
+	})
+	return v.(*nameMetrics)
+}
+
+// request counts one answered request.
+func (n *nameMetrics) request(code int) {
+	if c, ok := n.codes.Load(code); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c, _ := n.codes.LoadOrStore(code, n.requests.WithLabelValues(n.name, strconv.Itoa(code)))
+	c.(prometheus.Counter).Inc()
 }
 
 // NewMetrics creates the series on a new private registry.

@@ -93,20 +93,27 @@ func plainError(w http.ResponseWriter, code int) {
 	io.WriteString(w, strconv.Itoa(code)+" "+http.StatusText(code)+"\n")
 }
 
+// route maps a request's Host to the name it addresses; ok only for a
+// name with a live backend in terminate mode.
+func (g *Gateway) route(hostport string) (name string, ok bool) {
+	host := hostport
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	name, ok = g.nameOf(host)
+	if !ok || name == "" {
+		return "", false
+	}
+	mode, live := g.backends.Mode(name)
+	return name, live && mode == ModeHTTP
+}
+
 // ServeHTTP routes a terminated request by its Host to the name's
 // backends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	name, ok := g.nameOf(host)
-	mode, live := Mode(0), false
-	if ok && name != "" {
-		mode, live = g.backends.Mode(name)
-	}
-	if !live || mode != ModeHTTP {
+	name, ok := g.route(r.Host)
+	if !ok {
 		g.metrics.requests.WithLabelValues(unroutedName, "404").Inc()
 		plainError(w, http.StatusNotFound)
 		return
