@@ -16,3 +16,9 @@ var ErrWrongGateway = errors.New("tunnel: gateway key does not match the pinned 
 
 // ErrProtocol wraps every malformed or unexpected message.
 var ErrProtocol = errors.New("tunnel: protocol error")
+
+// ErrNotAuthorized: an Authorizer refusing a key for a name wraps it.
+// Any other Authorizer error means the question could not be answered
+// (the ledger was unreachable): a new tunnel is refused then, but a live
+// one is not cut for it.
+var ErrNotAuthorized = errors.New("tunnel: key not authorized for the name")

@@ -41,7 +41,7 @@ func (h *holders) Authorize(_ context.Context, name string, key identity.PublicK
 			return nil
 		}
 	}
-	return fmt.Errorf("name %s is not held by key %s", name, key)
+	return fmt.Errorf("%w: name %s is not held by key %s", ErrNotAuthorized, name, key)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -22,7 +22,8 @@ import (
 )
 
 // Authorizer decides whether key may serve name; a nil error means yes.
-// The error's text is sent to the refused backend as the reason.
+// The error's text is sent to the refused backend as the reason; a
+// refusal wraps ErrNotAuthorized (see there).
 type Authorizer interface {
 	Authorize(ctx context.Context, name string, key identity.PublicKey) error
 }
@@ -49,6 +50,12 @@ type ServerConfig struct {
 	// StreamTimeout bounds how long Dial waits for one backend to answer
 	// a new stream before it tries the next (5 s).
 	StreamTimeout time.Duration
+
+	// Recheck is how often a live tunnel's names are put to the
+	// Authorizer again (30 s); a tunnel with a name that is refused now
+	// (released, given to another owner, its contract cancelled) is
+	// closed, and the backend hears the reason when it reconnects.
+	Recheck time.Duration
 }
 
 // StreamMeta is what the gateway tells the backend about a stream.
@@ -88,6 +95,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = openTimeout
+	}
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 30 * time.Second
 	}
 	cert, err := cfg.Key.TLSCertificate()
 	if err != nil {
@@ -190,6 +200,7 @@ func (s *Server) handle(ctx context.Context, sess session) {
 		s.log.Debug("tunnel control stream ended", "key", key.String(), "err", err)
 		sess.Close()
 	}()
+	go s.recheck(ctx, sess, key, routes)
 	go func() { // backends open no stream but the control one
 		if st, err := sess.Accept(ctx); err == nil {
 			st.Close()
@@ -202,6 +213,36 @@ func (s *Server) handle(ctx context.Context, sess session) {
 	case <-ctx.Done():
 	}
 	s.log.Info("tunnel down", "key", key.String(), "remote", sess.RemoteAddr().String())
+}
+
+// recheck asks the Authorizer about a live tunnel's names every Recheck
+// and closes the tunnel when one is refused. A question the Authorizer
+// could not answer leaves the tunnel alone.
+func (s *Server) recheck(ctx context.Context, sess session, key identity.PublicKey, routes []RouteDecl) {
+	t := time.NewTicker(s.cfg.Recheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-sess.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range routes {
+			actx, cancel := context.WithTimeout(ctx, s.cfg.Recheck)
+			err := s.cfg.Authorizer.Authorize(actx, r.Name, key)
+			cancel()
+			switch {
+			case errors.Is(err, ErrNotAuthorized):
+				s.log.Warn("name no longer authorized; closing the tunnel", "name", r.Name, "key", key.String(), "reason", err)
+				sess.Close()
+				return
+			case err != nil:
+				s.log.Debug("recheck of a live tunnel's name not answered; keeping it", "name", r.Name, "err", err)
+			}
+		}
+	}
 }
 
 // greet runs the control exchange and returns the accepted routes.
