@@ -43,6 +43,9 @@ type ClientConfig struct {
 	Heartbeat     time.Duration // ping interval; 3 missed pongs end the tunnel (10 s)
 	FallbackAfter time.Duration // how long QUIC may take before TCP is tried (3 s)
 	MaxBackoff    time.Duration // reconnect delay cap (30 s)
+	// ReprobeQUIC is how often a tunnel that fell back to TLS over TCP
+	// tries QUIC again; when QUIC answers, the tunnel moves to it (5 min).
+	ReprobeQUIC time.Duration
 }
 
 // GatewayStatus is one gateway's tunnel as seen by the backend.
@@ -85,6 +88,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.ReprobeQUIC <= 0 {
+		cfg.ReprobeQUIC = 5 * time.Minute
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, routes: map[string]Route{}}
 	decl := make([]RouteDecl, 0, len(cfg.Names))
@@ -146,18 +152,30 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) keep(ctx context.Context, i int, g Gateway) {
 	prefer := TransportQUIC
 	failures := 0
+	var next session // a QUIC session a probe opened, to move to
 	for ctx.Err() == nil {
-		sess, err := c.connect(ctx, g, prefer)
+		sess, err := next, error(nil)
+		next = nil
+		if sess == nil {
+			sess, err = c.connect(ctx, g, prefer)
+		}
 		if err == nil {
 			prefer = sess.Transport()
 			start := time.Now()
 			var up bool
-			up, err = c.serve(ctx, i, g, sess)
+			up, next, err = c.serveProbing(ctx, i, g, sess)
 			if up && time.Since(start) >= c.cfg.MaxBackoff {
 				failures = 0 // it was a good tunnel; a flapping one keeps backing off
 			}
+			if next != nil && ctx.Err() == nil {
+				c.log.Info("QUIC answers again; moving the tunnel off TLS over TCP", "gateway", g.Addr)
+				continue
+			}
 		}
 		if ctx.Err() != nil {
+			if next != nil {
+				next.Close()
+			}
 			return
 		}
 		failures++
@@ -175,6 +193,51 @@ func (c *Client) keep(ctx context.Context, i int, g Gateway) {
 		case <-time.After(d):
 		}
 	}
+}
+
+// serveProbing serves sess; when it is TLS over TCP it also tries QUIC
+// every ReprobeQUIC, and on success ends sess and returns the QUIC
+// session as next (opened before the old one is closed).
+func (c *Client) serveProbing(ctx context.Context, i int, g Gateway, sess session) (up bool, next session, err error) {
+	if sess.Transport() != TransportTCP {
+		up, err = c.serve(ctx, i, g, sess)
+		return up, nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	found := make(chan session, 1)
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		t := time.NewTicker(c.cfg.ReprobeQUIC)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+			}
+			tc, err := clientTLS(c.cfg.Key, g.Key)
+			if err != nil {
+				return
+			}
+			q, err := c.dial(pctx, g, TransportQUIC, tc)
+			if err != nil {
+				c.log.Debug("QUIC still does not answer", "gateway", g.Addr, "err", err)
+				continue
+			}
+			found <- q
+			sess.Close()
+			return
+		}
+	}()
+	up, err = c.serve(ctx, i, g, sess)
+	cancel()
+	<-probed
+	select {
+	case next = <-found:
+	default:
+	}
+	return up, next, err
 }
 
 // backoff is 250 ms doubled per failure up to limit, then drawn uniformly
