@@ -183,6 +183,18 @@ func New(cfg Config) (*Gateway, error) {
 		defer close(g.served)
 		_ = g.httpSrv.Serve(g.httpLn)
 	}()
+	go func() { // idle backend streams of names gone quiet
+		t := time.NewTicker(streamIdleTimeout / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.ctx.Done():
+				return
+			case now := <-t.C:
+				g.pool.prune(now)
+			}
+		}
+	}()
 	return g, nil
 }
 

@@ -47,7 +47,10 @@ type backendConn struct {
 }
 
 // alive reports whether a pooled stream may still carry a request: not
-// idle too long, and (for QUIC streams, which say so) not ended.
+// idle too long, not ended on our side, and not ended by the backend
+// (whose origin may have closed its idle connection): a read that must
+// not wait finds nothing rather than the end of the stream or stray
+// bytes.
 func (bc *backendConn) alive(now time.Time) bool {
 	if now.Sub(bc.idle) > streamIdleTimeout {
 		return false
@@ -55,8 +58,18 @@ func (bc *backendConn) alive(now time.Time) bool {
 	if c, ok := bc.Conn.(interface{ Context() context.Context }); ok && c.Context().Err() != nil {
 		return false
 	}
-	return true
+	if bc.br.Buffered() > 0 {
+		return false
+	}
+	bc.SetReadDeadline(aLongTimeAgo)
+	_, err := bc.br.Peek(1)
+	bc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// aLongTimeAgo is a deadline already past: reads return at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // streamPool keeps idle backend streams per name, newest first, and the
 // streams in use so that Close can end requests in flight.
@@ -71,24 +84,47 @@ func newStreamPool() *streamPool {
 	return &streamPool{idle: make(map[string][]*backendConn), active: make(map[*backendConn]struct{})}
 }
 
-// get returns an idle stream of name marked in use, or nil.
+// get returns a live idle stream of name marked in use, or nil.
 func (p *streamPool) get(name string, now time.Time) *backendConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for {
+		p.mu.Lock()
 		list := p.idle[name]
 		if len(list) == 0 {
+			p.mu.Unlock()
 			return nil
 		}
 		bc := list[len(list)-1]
 		list[len(list)-1] = nil
 		p.idle[name] = list[:len(list)-1]
-		if !bc.alive(now) {
-			go bc.Close()
-			continue
-		}
 		p.active[bc] = struct{}{}
-		return bc
+		p.mu.Unlock()
+		if bc.alive(now) {
+			return bc
+		}
+		p.release(bc, false, now)
+	}
+}
+
+// prune closes streams idle for longer than streamIdleTimeout; the
+// oldest are first in each list.
+func (p *streamPool) prune(now time.Time) {
+	var old []*backendConn
+	p.mu.Lock()
+	for name, list := range p.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idle) > streamIdleTimeout {
+			n++
+		}
+		old = append(old, list[:n]...)
+		if n == len(list) {
+			delete(p.idle, name)
+		} else {
+			p.idle[name] = append(list[:0:0], list[n:]...)
+		}
+	}
+	p.mu.Unlock()
+	for _, bc := range old {
+		bc.Close()
 	}
 }
 
@@ -262,7 +298,23 @@ func (c *h1conn) plain(code int, closeAfter bool) {
 		c.bw.WriteString("Connection: close\r\n")
 	}
 	c.bw.WriteString("\r\n" + text)
-	c.flush()
+	if c.flush() == nil && closeAfter {
+		c.linger()
+	}
+}
+
+// linger ends a connection whose client may still be sending (an error
+// answered before its request was read): the write side is closed and
+// what arrives is read and dropped for a moment, so the kernel does not
+// reset the connection and lose the answer before the client reads it.
+func (c *h1conn) linger() {
+	raw := c.tc.NetConn()
+	c.tc.CloseWrite()
+	if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	raw.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.Copy(io.Discard, io.LimitReader(raw, maxDrain))
 }
 
 // serve proxies one request and reports whether the connection may carry
@@ -334,19 +386,16 @@ func (c *h1conn) serve(req *http.Request) (keep bool) {
 		var clean bool
 		n, clean = writeResponse(c.bw, c.flush, req, resp, bc.br, closeAfter)
 		// The backend stream is reusable when both messages were whole.
-		// A request body still going after the response (the backend
-		// answered early) is cut by closing the stream.
-		reqDone, waited := false, false
-		select {
-		case err := <-sent:
-			reqDone, waited = err == nil, true
-		default:
+		if done, reqErr := requestSent(sent, counted); done {
+			g.pool.release(bc, clean && reqErr == nil && !resp.Close, time.Now())
+			keep = clean && !closeAfter && (!body || c.drain(req.Body))
+		} else {
+			// The backend answered before it took the whole body: the
+			// rest is not read, and neither connection is used again.
+			g.pool.release(bc, false, time.Now())
+			c.stopBody(sent)
+			keep = false
 		}
-		g.pool.release(bc, clean && reqDone && !resp.Close, time.Now())
-		if !waited {
-			<-sent
-		}
-		keep = clean && !closeAfter && (!body || c.drain(req.Body))
 	}
 	m.request(code)
 	m.bytesOut.Add(float64(n))
@@ -355,6 +404,43 @@ func (c *h1conn) serve(req *http.Request) (keep bool) {
 	}
 	m.latency.Observe(time.Since(start).Seconds())
 	return keep
+}
+
+// requestSent reports the outcome of writing a request once the response
+// is done: at once when the writer has finished, after a short wait when
+// the client's whole body was read and only its last bytes to the backend
+// may be pending, and done=false when the writer is still reading the
+// client's body.
+func requestSent(sent <-chan error, body *countingBody) (done bool, err error) {
+	select {
+	case err := <-sent:
+		return true, err
+	default:
+	}
+	if body == nil || !body.eof.Load() {
+		return false, nil
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case err := <-sent:
+		return true, err
+	case <-t.C:
+		return false, nil
+	}
+}
+
+// stopBody waits for the writer of a request body to end, cutting its
+// reads from the client short when it has not ended by itself (its
+// stream is closed already); the client connection is not read again.
+func (c *h1conn) stopBody(sent <-chan error) {
+	select {
+	case <-sent:
+		return
+	default:
+	}
+	c.tc.SetReadDeadline(aLongTimeAgo)
+	<-sent
 }
 
 // drain reads what is left of a request body so that the next request
@@ -390,6 +476,7 @@ func (c *h1conn) roundTrip(name string, req *http.Request, upgrade string) (*bac
 			return bc, resp, sent, nil
 		}
 		c.g.pool.release(bc, false, time.Now())
+		c.stopBody(sent)
 		errs = append(errs, err)
 		if !replayable(req) || c.g.ctx.Err() != nil {
 			break

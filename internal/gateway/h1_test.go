@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -390,4 +391,45 @@ func FuzzH1ResponseReframe(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestH1SkipsStreamsTheBackendClosed: a pooled stream whose backend hung
+// up while idle (an origin's keep-alive timeout) is not used for the next
+// request, so even a request that cannot be replayed gets through.
+func TestH1SkipsStreamsTheBackendClosed(t *testing.T) {
+	t.Parallel()
+	mb := newMemBackends()
+	mb.addServer(t, "alpha", &http.Server{Handler: http.HandlerFunc(echoBody), IdleTimeout: 50 * time.Millisecond})
+	g, addr := startGateway(t, mb, Limits{})
+	c, br := h1Dial(t, g, addr, "alpha")
+	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: alpha."+testDomain+"\r\n\r\n")
+	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first: %d", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // the backend closes its idle connection
+	io.WriteString(c, "POST /2 HTTP/1.1\r\nHost: alpha."+testDomain+"\r\nContent-Length: 2\r\n\r\nhi")
+	if resp, body := readResp(t, br, "POST"); resp.StatusCode != 200 || !strings.Contains(body, `body="hi"`) {
+		t.Fatalf("POST after the backend closed the idle stream: %d %q, want 200", resp.StatusCode, body)
+	}
+}
+
+func TestStreamPoolPrunes(t *testing.T) {
+	p := newStreamPool()
+	now := time.Now()
+	var conns []*backendConn
+	for i := range 3 {
+		a, b := net.Pipe()
+		t.Cleanup(func() { b.Close() })
+		bc := &backendConn{Conn: a, name: "n", br: bufio.NewReader(a), bw: bufio.NewWriter(a)}
+		p.track(bc)
+		p.release(bc, true, now.Add(time.Duration(i)*time.Minute))
+		conns = append(conns, bc)
+	}
+	p.prune(now.Add(streamIdleTimeout + 90*time.Second)) // the first two are too old
+	if got := len(p.idle["n"]); got != 1 || p.idle["n"][0] != conns[2] {
+		t.Fatalf("after prune: %d idle, want the newest only", got)
+	}
+	if _, err := conns[0].Write([]byte("x")); err == nil {
+		t.Fatal("a pruned stream is still open")
+	}
 }

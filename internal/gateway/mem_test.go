@@ -87,8 +87,12 @@ func (m *memBackends) lastClient(name string) netip.AddrPort {
 
 // addHTTP serves h for name in terminate mode.
 func (m *memBackends) addHTTP(t *testing.T, name string, h http.Handler) {
+	m.addServer(t, name, &http.Server{Handler: h})
+}
+
+// addServer serves srv for name in terminate mode.
+func (m *memBackends) addServer(t *testing.T, name string, srv *http.Server) {
 	ln := newPipeListener()
-	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	m.mu.Lock()

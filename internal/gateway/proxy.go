@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -184,12 +185,16 @@ func (w *statsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n   int64
+	eof atomic.Bool // the whole body was read
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
 	return n, err
 }
 
