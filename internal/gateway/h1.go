@@ -33,6 +33,7 @@ import (
 const (
 	maxIdleStreamsPerName = 512
 	streamIdleTimeout     = 90 * time.Second
+	probeAfter            = 100 * time.Millisecond
 	max1xx                = 5         // informational responses skipped per request
 	maxDrain              = 256 << 10 // unread request body drained to keep a client connection
 )
@@ -50,9 +51,12 @@ type backendConn struct {
 // idle too long, not ended on our side, and not ended by the backend
 // (whose origin may have closed its idle connection): a read that must
 // not wait finds nothing rather than the end of the stream or stray
-// bytes.
+// bytes. That read is skipped for a stream idle less than probeAfter:
+// origins close idle connections after seconds, and a busy gateway
+// reuses streams within microseconds.
 func (bc *backendConn) alive(now time.Time) bool {
-	if now.Sub(bc.idle) > streamIdleTimeout {
+	idle := now.Sub(bc.idle)
+	if idle > streamIdleTimeout {
 		return false
 	}
 	if c, ok := bc.Conn.(interface{ Context() context.Context }); ok && c.Context().Err() != nil {
@@ -60,6 +64,9 @@ func (bc *backendConn) alive(now time.Time) bool {
 	}
 	if bc.br.Buffered() > 0 {
 		return false
+	}
+	if idle < probeAfter {
+		return true
 	}
 	bc.SetReadDeadline(aLongTimeAgo)
 	_, err := bc.br.Peek(1)
