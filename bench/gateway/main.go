@@ -2,7 +2,7 @@
 // the zerogrid gateway and, in the same run over the same veth, through
 // nginx as a plain TLS-terminating reverse proxy:
 //
-//	sudo go run ./bench/gateway [-time 10s] [-c 64] [-threads 2] [-o json]
+//	sudo go run ./bench/gateway [-time 10s] [-rounds 3] [-c 64] [-threads 2] [-tcp] [-o json]
 //
 // Two namespaces "zgbgA" (client side) and "zgbgB" (backend) are joined by a
 // veth. In B a Go HTTP server answers "hello" on :8080 and a tunnel client
@@ -10,8 +10,12 @@
 // run the tunnel server and the gateway (:8443), nginx (:9443, proxy_pass to
 // B:8080 with upstream keep-alive) and wrk, which measures both paths with
 // HTTPS and keep-alive. Each side is its own process (this binary
-// re-executed with a role), so its sockets live in its namespace. Needs
-// root, ip, wrk, nginx.
+// re-executed with a role; the origin server apart from the tunnel
+// client), so its sockets live in its namespace and its CPU time is its
+// own. Each round runs the gateway path, then nginx's; the summary is the
+// median of the rounds' ratios. Besides wrk's figures it reports the CPU
+// time per request of each process and of the whole machine ("all").
+// Needs root, ip, wrk, nginx.
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +56,7 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	Errors   string  `json:"errors,omitempty"`
 	Requests int     `json:"requests"`
+	Round    int     `json:"round"`
 	// CPU is microseconds of CPU per request, by process, over the
 	// measured run; "all" is the whole machine (every process and the
 	// kernel's network work).
@@ -71,8 +77,9 @@ func main() {
 	out := flag.String("o", "table", "output: table or json")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write CPU profiles of the gateway and the tunnel client to FILE.gateway and FILE.backend")
 	flag.BoolVar(&tcpOnly, "tcp", false, "block UDP from the backend so the tunnel falls back to TLS over TCP")
+	rounds := flag.Int("rounds", 3, "rounds; each runs both paths, one after the other")
 	flag.Parse()
-	res, err := run(*dur, *conns, *threads)
+	res, err := run(*dur, *conns, *threads, *rounds)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/gateway:", err)
 		os.Exit(1)
@@ -86,9 +93,9 @@ func report(res []result, format string) {
 		return
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "path\treq/s\tp50 ms\tp99 ms\trequests\terrors")
+	fmt.Fprintln(tw, "round\tpath\treq/s\tp50 ms\tp99 ms\trequests\terrors")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%d\t%s\n", r.Path, r.RPS, r.P50ms, r.P99ms, r.Requests, r.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%s\n", r.Round, r.Path, r.RPS, r.P50ms, r.P99ms, r.Requests, r.Errors)
 	}
 	tw.Flush()
 	fmt.Println("CPU µs per request:")
@@ -97,12 +104,29 @@ func report(res []result, format string) {
 		for _, k := range sortedKeys(r.CPU) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", k, r.CPU[k]))
 		}
-		fmt.Printf("  %s: %s\n", r.Path, strings.Join(parts, ", "))
+		fmt.Printf("  round %d, %s: %s\n", r.Round, r.Path, strings.Join(parts, ", "))
 	}
-	if len(res) == 2 && res[1].RPS > 0 && res[1].P99ms > 0 {
-		fmt.Printf("gateway/nginx: %.0f%% of req/s (target >= 80%%), p99 %.2fx (target <= 1.5x)\n",
-			100*res[0].RPS/res[1].RPS, res[0].P99ms/res[1].P99ms)
+	// Each round's gateway run against the nginx run right after it.
+	var share, p99 []float64
+	for i := 0; i+1 < len(res); i += 2 {
+		if res[i+1].RPS > 0 && res[i+1].P99ms > 0 {
+			share = append(share, res[i].RPS/res[i+1].RPS)
+			p99 = append(p99, res[i].P99ms/res[i+1].P99ms)
+		}
 	}
+	if len(share) > 0 {
+		fmt.Printf("gateway/nginx, median of %d rounds: %.0f%% of req/s (target >= 80%%), p99 %.2fx (target <= 1.5x)\n",
+			len(share), 100*median(share), median(p99))
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func sh(args ...string) error {
@@ -112,7 +136,7 @@ func sh(args ...string) error {
 	return nil
 }
 
-func run(dur time.Duration, conns, threads int) ([]result, error) {
+func run(dur time.Duration, conns, threads, rounds int) ([]result, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("needs root (network namespaces)")
 	}
@@ -168,33 +192,36 @@ func run(dur time.Duration, conns, threads int) ([]result, error) {
 		return nil, fmt.Errorf("nginx path: %w", err)
 	}
 	var res []result
-	for _, p := range []struct {
-		name, url string
-		procs     map[string]proc
-	}{
-		{"zerogrid gateway (tunnel, " + map[bool]string{false: "QUIC", true: "TLS+TCP"}[tcpOnly] + ")", "https://" + host + ":8443/",
-			map[string]proc{"gateway": gw, "tunnel client": be, "origin": origin}},
-		{"nginx reverse proxy (direct)", "https://" + host + ":9443/",
-			map[string]proc{"nginx": nginx, "origin": origin}},
-	} {
-		// A short warm-up fills connection pools on both paths.
-		if _, err := runWrk(p.url, 2*time.Second, conns, threads); err != nil {
-			return nil, err
-		}
-		before := cpuTimes(p.procs)
-		r, err := runWrk(p.url, dur, conns, threads)
-		if err != nil {
-			return nil, err
-		}
-		after := cpuTimes(p.procs)
-		r.CPU = map[string]float64{}
-		for k, v := range after {
-			if r.Requests > 0 {
-				r.CPU[k] = (v - before[k]).Seconds() * 1e6 / float64(r.Requests)
+	for round := 1; round <= rounds; round++ {
+		for _, p := range []struct {
+			name, url string
+			procs     map[string]proc
+		}{
+			{"zerogrid gateway (tunnel, " + map[bool]string{false: "QUIC", true: "TLS+TCP"}[tcpOnly] + ")", "https://" + host + ":8443/",
+				map[string]proc{"gateway": gw, "tunnel client": be, "origin": origin}},
+			{"nginx reverse proxy (direct)", "https://" + host + ":9443/",
+				map[string]proc{"nginx": nginx, "origin": origin}},
+		} {
+			// A short warm-up fills connection pools on both paths.
+			if _, err := runWrk(p.url, 2*time.Second, conns, threads); err != nil {
+				return nil, err
 			}
+			before := cpuTimes(p.procs)
+			r, err := runWrk(p.url, dur, conns, threads)
+			if err != nil {
+				return nil, err
+			}
+			after := cpuTimes(p.procs)
+			r.CPU = map[string]float64{}
+			for k, v := range after {
+				if r.Requests > 0 {
+					r.CPU[k] = (v - before[k]).Seconds() * 1e6 / float64(r.Requests)
+				}
+			}
+			r.Path = p.name
+			r.Round = round
+			res = append(res, r)
 		}
-		r.Path = p.name
-		res = append(res, r)
 	}
 	return res, nil
 }
