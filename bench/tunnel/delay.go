@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"net"
-	"sync"
 	"time"
-
-	"golang.org/x/net/ipv4"
 )
 
 // startDelay listens on a new loopback port and forwards to server,
@@ -40,94 +37,6 @@ func delayLine(ctx context.Context, oneWay time.Duration, send func([]byte)) cha
 					time.Sleep(d)
 				}
 				send(p.b)
-			}
-		}
-	}()
-	return ch
-}
-
-// udpDelay moves datagrams in batches (recvmmsg/sendmmsg) so that the
-// proxy itself is not the bottleneck; a batch is delayed as a unit.
-func udpDelay(ctx context.Context, server string, oneWay time.Duration) (string, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	upc, err := net.Dial("udp", server)
-	if err != nil {
-		return "", err
-	}
-	for _, c := range []*net.UDPConn{pc.(*net.UDPConn), upc.(*net.UDPConn)} {
-		c.SetReadBuffer(16 << 20)
-		c.SetWriteBuffer(16 << 20)
-	}
-	go func() { <-ctx.Done(); pc.Close(); upc.Close() }()
-	down, up := ipv4.NewPacketConn(pc), ipv4.NewPacketConn(upc.(*net.UDPConn))
-	var mu sync.Mutex
-	var client net.Addr
-	toServer := batchLine(ctx, oneWay, func(ms []ipv4.Message) { writeAll(up, ms, nil) })
-	toClient := batchLine(ctx, oneWay, func(ms []ipv4.Message) {
-		mu.Lock()
-		a := client
-		mu.Unlock()
-		if a != nil {
-			writeAll(down, ms, a)
-		}
-	})
-	go readBatches(down, toServer, func(a net.Addr) { mu.Lock(); client = a; mu.Unlock() })
-	go readBatches(up, toClient, func(net.Addr) {})
-	return pc.LocalAddr().String(), nil
-}
-
-type batch struct {
-	due time.Time
-	ms  []ipv4.Message
-}
-
-func readBatches(c *ipv4.PacketConn, line chan<- batch, from func(net.Addr)) {
-	for {
-		ms := make([]ipv4.Message, 64)
-		for i := range ms {
-			ms[i].Buffers = [][]byte{make([]byte, 2048)}
-		}
-		n, err := c.ReadBatch(ms, 0)
-		if err != nil {
-			return
-		}
-		for i := range ms[:n] {
-			ms[i].Buffers[0] = ms[i].Buffers[0][:ms[i].N]
-		}
-		from(ms[n-1].Addr)
-		line <- batch{time.Now().Add(0), ms[:n]}
-	}
-}
-
-func writeAll(c *ipv4.PacketConn, ms []ipv4.Message, to net.Addr) {
-	for i := range ms {
-		ms[i].Addr = to
-	}
-	for len(ms) > 0 {
-		n, err := c.WriteBatch(ms, 0)
-		if err != nil {
-			return
-		}
-		ms = ms[n:]
-	}
-}
-
-// batchLine is delayLine for batches of datagrams.
-func batchLine(ctx context.Context, oneWay time.Duration, send func([]ipv4.Message)) chan<- batch {
-	ch := make(chan batch, 1<<14)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case b := <-ch:
-				if d := time.Until(b.due.Add(oneWay)); d > 500*time.Microsecond {
-					time.Sleep(d)
-				}
-				send(b.ms)
 			}
 		}
 	}()

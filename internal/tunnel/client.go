@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
-	"github.com/quic-go/quic-go"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 )
@@ -282,7 +281,7 @@ func (c *Client) dial(ctx context.Context, g Gateway, t Transport, tc *tls.Confi
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.FallbackAfter)
 	defer cancel()
 	if t == TransportQUIC {
-		qc, err := quic.DialAddr(dctx, g.Addr, tc, quicConfig(c.cfg.Heartbeat))
+		qc, err := dialQUIC(dctx, g.Addr, tc, quicConfig(c.cfg.Heartbeat))
 		if err != nil {
 			return nil, unwrapPin(err)
 		}

@@ -4,9 +4,11 @@
 // through it, one per visitor connection.
 //
 // Transport: QUIC (quic-go) first; TLS 1.3 over TCP with yamux streams
-// when UDP does not get through. Flow-control windows are large (16 MiB
-// per stream) so one stream keeps its speed at tens of milliseconds of
-// round trip. Both ends authenticate with their identity keys: each TLS
+// when UDP does not get through. Flow-control windows are large (6 MiB
+// per QUIC stream, 16 MiB per yamux stream) so one stream keeps its speed
+// at tens of milliseconds of round trip, and quic-go reads its socket
+// through a wrapper that keeps paced bursts from overflowing its
+// per-connection queue (session.go). Both ends authenticate with their identity keys: each TLS
 // certificate is self-signed by the key, the backend pins the gateway's
 // key, and the gateway takes the backend's key from its certificate.
 //

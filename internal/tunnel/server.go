@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
-	"github.com/quic-go/quic-go"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 )
@@ -122,7 +121,7 @@ func (s *Server) ServeQUIC(ctx context.Context, pc net.PacketConn) error {
 	setUDPBuffers(pc)
 	qc := quicConfig(s.cfg.Heartbeat)
 	qc.MaxIncomingStreams = 4 // a backend opens only the control stream
-	ln, err := quic.Listen(pc, s.tls, qc)
+	ln, err := listenQUIC(pc, s.tls, qc)
 	if err != nil {
 		return err
 	}

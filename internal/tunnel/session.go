@@ -6,21 +6,35 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/quic-go/quic-go"
+	"golang.org/x/net/ipv4"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 )
 
-// Flow control: one stream may have 16 MiB in flight, so it keeps about
-// 6 Gbit/s at 20 ms round trip (window ÷ RTT); yamux's 256 KiB default
-// would cap it near 0.1 Gbit/s.
+// Flow control over TCP: one yamux stream may have 16 MiB in flight, so
+// it keeps about 6 Gbit/s at 20 ms round trip (window ÷ RTT); yamux's
+// 256 KiB default would cap it near 0.1 Gbit/s.
+//
+// Over QUIC the window is quic-go's default, 6 MiB a stream (2.5 Gbit/s
+// at 20 ms). A bigger one buys no speed here, where the receiver's CPU
+// and not the path is what a bulk stream fills: with rxConn (below) what
+// the window lets through beyond that waits in the receiver's socket
+// buffer. At 16 MiB RTTs reached 37–98 ms, and quic-go's HyStart, which
+// also runs for a side that only sends ACKs and window updates, took the
+// queue for a full path: during the gateway→backend transfer the backend
+// left slow start at its initial 40 kB window, and then sent to the
+// gateway at 0.06 Gbit/s (2 runs of 4; see rxConn for why the window then
+// hardly grows). At 6 MiB no run of 11 did; both ways ran at 1.5–1.7.
 const (
-	streamWindow = 16 << 20
-	connWindow   = 64 << 20
-	udpBuffer    = 8 << 20
+	streamWindow     = 16 << 20
+	quicStreamWindow = 6 << 20
+	quicConnWindow   = 15 << 20
+	udpBuffer        = 8 << 20
 )
 
 // Transport names how a tunnel is carried.
@@ -52,8 +66,8 @@ func quicConfig(heartbeat time.Duration) *quic.Config {
 		KeepAlivePeriod:      heartbeat,
 		// Windows start at 1 MiB and auto-tune up to the maxima.
 		InitialStreamReceiveWindow: 1 << 20,
-		MaxStreamReceiveWindow:     streamWindow,
-		MaxConnectionReceiveWindow: connWindow,
+		MaxStreamReceiveWindow:     quicStreamWindow,
+		MaxConnectionReceiveWindow: quicConnWindow,
 		MaxIncomingStreams:         1 << 16,
 	}
 }
@@ -170,6 +184,226 @@ func setUDPBuffers(pc net.PacketConn) {
 		_ = u.SetReadBuffer(udpBuffer)
 		_ = u.SetWriteBuffer(udpBuffer)
 	}
+}
+
+// dialQUIC is quic.DialAddr on a socket read through rxConn. The
+// socket is closed when the connection ends.
+func dialQUIC(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		return nil, err
+	}
+	rx := newRxConn(u)
+	tr := &quic.Transport{Conn: rx}
+	c, err := tr.Dial(ctx, ua, tc, qc)
+	if err != nil {
+		tr.Close()
+		u.Close()
+		return nil, err
+	}
+	rx.track(c)
+	go func() {
+		<-c.Context().Done()
+		tr.Close()
+		u.Close()
+	}()
+	return c, nil
+}
+
+// quicListener is a quic.Listener whose socket is read through rxConn.
+type quicListener struct {
+	*quic.Listener
+	rx *rxConn // nil when the socket is not a *net.UDPConn
+}
+
+// listenQUIC is quic.Listen on pc, read through rxConn.
+func listenQUIC(pc net.PacketConn, tc *tls.Config, qc *quic.Config) (quicListener, error) {
+	u, ok := pc.(*net.UDPConn)
+	if !ok {
+		ln, err := quic.Listen(pc, tc, qc)
+		return quicListener{ln, nil}, err
+	}
+	rx := newRxConn(u)
+	ln, err := quic.Listen(rx, tc, qc)
+	return quicListener{ln, rx}, err
+}
+
+func (l quicListener) Accept(ctx context.Context) (*quic.Conn, error) {
+	c, err := l.Listener.Accept(ctx)
+	if err == nil && l.rx != nil {
+		l.rx.track(c)
+	}
+	return c, err
+}
+
+// quic-go reads a socket on one goroutine and hands each datagram to its
+// connection's run loop through a queue of at most 256 packets
+// (protocol.MaxConnUnprocessedPackets); what does not fit is dropped
+// with reason dos_prevention. The reader is far cheaper per packet than
+// the run loop, and when both are on one core (the runtime trace shows
+// the run loop runnable but not running while the reader drains ~280
+// datagrams) a burst of a few hundred packets overflows the queue
+// although the kernel delivered every one (8 MiB buffer, UdpRcvbufErrors
+// 0). quic-go's pacer sends such bursts: in slow start up to 2 ms at
+// twice cwnd/RTT, which is 300–500 datagrams at 20 ms. In the 20 ms bench
+// receivers dropped 500–2500 packets a run this way, the first at
+// 230–400 ms with cwnd 2–4 MB, and each was a loss to the sender. After a
+// loss quic-go's Cubic barely grows the window at 20 ms (pacing keeps
+// bytes in flight more than 3 packets below it on 96% of ACKs, which
+// counts as application-limited and restarts Cubic's epoch): about one
+// packet per 5 round trips, so 0.3–0.5 Gbit/s for the whole run.
+//
+// rxConn is the socket as quic-go sees it: before each batch read it
+// waits while more than rxBacklog datagrams are handed over and not yet
+// processed, so a burst waits in the kernel's buffer instead. The
+// connections count what they processed (ConnectionStats().
+// PacketsReceived); one of them sending (an ACK, data) is the cue to look
+// again. A backlog that lasts rxHold is no burst but a receiver that
+// cannot keep up: then it reads on and quic-go drops, as before, so that
+// the sender sees loss rather than an ever longer queue.
+const (
+	rxBacklog = 192 // datagrams quic-go may hold unprocessed; it drops past 256
+	rxQueue   = 256
+	rxHold    = 10 * time.Millisecond
+	rxIdle    = 50 * time.Millisecond // nothing processed for this long: nothing is queued
+)
+
+// rxConn wraps a UDP socket for a quic.Transport. quic-go calls ReadBatch
+// from its one reading goroutine only, which owns the unlocked fields.
+type rxConn struct {
+	*net.UDPConn
+	batch    *ipv4.PacketConn
+	progress chan struct{} // a connection on the socket sent a datagram
+	timer    *time.Timer
+
+	read      int64     // 1-RTT datagrams handed to quic-go
+	skew      int64     // of those, the ones no connection will count
+	seen      int64     // processed count when it last moved
+	moved     time.Time // when it last moved
+	heldSince time.Time // when the backlog last went above rxBacklog
+	bound     int64     // the backlog at the last count plus datagrams read since
+
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{}
+	gone  int64 // packets processed by connections that have ended
+}
+
+func newRxConn(u *net.UDPConn) *rxConn {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &rxConn{
+		UDPConn:  u,
+		batch:    ipv4.NewPacketConn(u),
+		progress: make(chan struct{}, 1),
+		timer:    t,
+		conns:    make(map[*quic.Conn]struct{}),
+	}
+}
+
+// track counts the packets c processes, until it ends.
+func (r *rxConn) track(c *quic.Conn) {
+	r.mu.Lock()
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+	go func() {
+		<-c.Context().Done()
+		r.mu.Lock()
+		delete(r.conns, c)
+		r.gone += int64(c.ConnectionStats().PacketsReceived)
+		r.mu.Unlock()
+	}()
+}
+
+// backlog estimates how many datagrams handed to quic-go wait unprocessed.
+func (r *rxConn) backlog(now time.Time) int64 {
+	r.mu.Lock()
+	p, n := r.gone, len(r.conns)
+	for c := range r.conns {
+		p += int64(c.ConnectionStats().PacketsReceived)
+	}
+	r.mu.Unlock()
+	if p != r.seen {
+		r.seen, r.moved = p, now
+	}
+	b := r.read - r.skew - p
+	most := int64(rxQueue * max(n, 1))
+	switch {
+	case b < 0: // counted by a connection only: handshake, coalesced packets
+		r.skew += b
+		b = 0
+	case b > most: // more than quic-go holds: it dropped the rest
+		r.skew += b - most
+		b = most
+	case b > 0 && now.Sub(r.moved) > rxIdle: // stray or late datagrams
+		r.skew += b
+		b = 0
+	}
+	return b
+}
+
+// admit waits, for at most rxHold in a row, until quic-go has room for
+// another batch.
+func (r *rxConn) admit() {
+	// Counting asks every connection on the socket; skip it while the
+	// backlog cannot have grown past the mark since the last count.
+	if r.bound <= rxBacklog {
+		return
+	}
+	now := time.Now()
+	if r.bound = r.backlog(now); r.bound <= rxBacklog {
+		r.heldSince = time.Time{}
+		return
+	}
+	if r.heldSince.IsZero() {
+		r.heldSince = now
+	}
+	wait := r.heldSince.Add(rxHold).Sub(now)
+	if wait <= 0 {
+		return
+	}
+	r.timer.Reset(wait)
+	defer r.timer.Stop()
+	for {
+		select {
+		case <-r.progress:
+		case <-r.timer.C:
+			return
+		}
+		if r.bound = r.backlog(time.Now()); r.bound <= rxBacklog {
+			r.heldSince = time.Time{}
+			return
+		}
+	}
+}
+
+// ReadBatch is what quic-go reads the socket with (its batchConn).
+func (r *rxConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	r.admit()
+	n, err := r.batch.ReadBatch(ms, flags)
+	if err != nil {
+		return n, err
+	}
+	for _, m := range ms[:n] {
+		if m.N > 0 && m.Buffers[0][0]&0x80 == 0 { // short header: an established connection's
+			r.read++
+			r.bound++
+		}
+	}
+	return n, nil
+}
+
+// WriteMsgUDP is how quic-go sends; a connection that sends is running.
+func (r *rxConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
+	n, oobn, err := r.UDPConn.WriteMsgUDP(b, oob, addr)
+	select {
+	case r.progress <- struct{}{}:
+	default:
+	}
+	return n, oobn, err
 }
 
 // clientTLS is the backend's side: it presents its own key and accepts
