@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -110,7 +111,7 @@ type Gateway struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	closed    bool
+	closed    atomic.Bool // set under mu; read without it on the request path
 	listeners map[net.Listener]struct{}
 	raw       map[net.Conn]struct{} // connections not (yet) owned by httpSrv
 	hijacked  map[net.Conn]struct{} // upgraded (WebSocket) connections
@@ -253,7 +254,7 @@ func (g *Gateway) Metrics() *Metrics { return g.metrics }
 // returns ErrClosed then. It may run on several listeners at once.
 func (g *Gateway) Serve(ln net.Listener) error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		return ErrClosed
 	}
@@ -285,11 +286,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	}
 }
 
-func (g *Gateway) isClosed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.closed
-}
+func (g *Gateway) isClosed() bool { return g.closed.Load() }
 
 // accept applies the connection limits and starts routing c.
 func (g *Gateway) accept(c net.Conn) {
@@ -303,7 +300,7 @@ func (g *Gateway) accept(c net.Conn) {
 	g.metrics.openConns.Inc()
 	lc := &limitedConn{Conn: c, release: func() { release(); g.metrics.openConns.Dec() }}
 	g.mu.Lock()
-	if g.closed {
+	if g.closed.Load() {
 		g.mu.Unlock()
 		lc.Close()
 		return
@@ -450,7 +447,7 @@ func (c *hijackedConn) Close() error {
 
 func (g *Gateway) stopAccepting() {
 	g.mu.Lock()
-	g.closed = true
+	g.closed.Store(true)
 	for ln := range g.listeners {
 		ln.Close()
 	}

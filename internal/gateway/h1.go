@@ -297,7 +297,7 @@ func (c *h1conn) fail(err error) {
 
 // plain writes a response of the status and its text only.
 func (c *h1conn) plain(code int, closeAfter bool) {
-	text := strconv.Itoa(code) + " " + http.StatusText(code) + "\n"
+	text := plainBody(code)
 	c.bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n" +
 		"Content-Length: " + strconv.Itoa(len(text)) + "\r\n")
@@ -540,13 +540,28 @@ var clientOnly = map[string]bool{
 	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 }
 
+// connectionTokens are the field names the Connection header lists.
+func connectionTokens(h http.Header) []string {
+	var toks []string
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				toks = append(toks, tok)
+			}
+		}
+	}
+	return toks
+}
+
 // connectionListed reports whether the Connection header names key.
 func connectionListed(h http.Header, key string) bool {
-	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), key) {
-				return true
-			}
+	return listedIn(connectionTokens(h), key)
+}
+
+func listedIn(toks []string, key string) bool {
+	for _, t := range toks {
+		if strings.EqualFold(t, key) {
+			return true
 		}
 	}
 	return false
@@ -555,9 +570,9 @@ func connectionListed(h http.Header, key string) bool {
 // writeHeaders writes the end-to-end fields of h, skipping any that could
 // not be written back safely.
 func writeHeaders(w *bufio.Writer, h http.Header, skip map[string]bool) {
-	hasConn := len(h["Connection"]) > 0
+	listed := connectionTokens(h) // read once, not per field
 	for k, vs := range h {
-		if hopHeaders[k] || skip[k] || !httpguts.ValidHeaderFieldName(k) || hasConn && connectionListed(h, k) {
+		if hopHeaders[k] || skip[k] || !httpguts.ValidHeaderFieldName(k) || listedIn(listed, k) {
 			continue
 		}
 		for _, v := range vs {

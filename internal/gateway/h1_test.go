@@ -255,9 +255,10 @@ func TestH1BadRequests(t *testing.T) {
 func TestShutdownEndsIdleH1(t *testing.T) {
 	t.Parallel()
 	mb := newMemBackends()
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	mb.addHTTP(t, "alpha", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(started)
 			<-release
 		}
 		io.WriteString(w, "done")
@@ -268,7 +269,7 @@ func TestShutdownEndsIdleH1(t *testing.T) {
 	readResp(t, idleBR, "GET")
 	busy, busyBR := h1Dial(t, g, addr, "alpha")
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: alpha."+testDomain+"\r\n\r\n")
-	time.Sleep(100 * time.Millisecond) // the slow request reaches the backend
+	<-started // the slow request is in flight
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

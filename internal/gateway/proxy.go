@@ -91,8 +91,12 @@ func plainError(w http.ResponseWriter, code int) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	io.WriteString(w, strconv.Itoa(code)+" "+http.StatusText(code)+"\n")
+	io.WriteString(w, plainBody(code))
 }
+
+// plainBody is the whole body of an error answer: the status and its
+// standard text.
+func plainBody(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) + "\n" }
 
 // route maps a request's Host to the name it addresses; ok only for a
 // name with a live backend in terminate mode.
@@ -137,12 +141,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusSwitchingProtocols
 		}
 	}
-	g.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-	g.metrics.bytesOut.WithLabelValues(name).Add(float64(sw.n))
+	m := g.metrics.forName(name)
+	m.request(code)
+	m.bytesOut.Add(float64(sw.n))
 	if body != nil {
-		g.metrics.bytesIn.WithLabelValues(name).Add(float64(body.n))
+		m.bytesIn.Add(float64(body.n))
 	}
-	g.metrics.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	m.latency.Observe(time.Since(start).Seconds())
 }
 
 // statsWriter records the status and body size of a response.
