@@ -109,15 +109,17 @@ func TestGatewayProcess(t *testing.T) {
 		t.Fatalf("refusal reason %q", reason)
 	}
 
-	resp, err := http.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(m), `zgrid_gateway_requests_total{code="200",name="web"}`) {
-		t.Fatalf("metrics lack the request:\n%s", m)
-	}
+	// A request is counted once its response is finished, which may be
+	// just after the client has read it.
+	waitFor(t, "the request in the metrics", func() (string, bool) {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			return err.Error(), false
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(m), strings.Contains(string(m), `zgrid_gateway_requests_total{code="200",name="web"}`)
+	})
 
 	p.Process.Signal(syscall.SIGTERM)
 	if err := p.Wait(); err != nil {

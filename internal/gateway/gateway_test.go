@@ -440,7 +440,9 @@ func TestMetricsPerName(t *testing.T) {
 		`zgrid_gateway_tunnels_up{name="alpha"} 1`,
 		`zgrid_gateway_tunnel_reconnects_total{name="alpha"} 1`,
 	} {
-		checkMetric(t, g, want)
+		// A request is counted once its response is finished, which may
+		// be just after the client has read it.
+		waitMetric(t, g, want)
 	}
 }
 
@@ -538,6 +540,9 @@ func TestRetryOnDeadStream(t *testing.T) {
 		t.Fatalf("GET after two dead streams: %d %q, want 200 GET", resp.StatusCode, b)
 	}
 	resp.Body.Close()
+	// The GET's stream goes back to the pool once its response is
+	// finished, which may be just after the client has read it.
+	waitIdleStream(t, g, "alpha")
 	closeIdleStreams(g)
 	mb.mu.Lock()
 	mb.names["alpha"].dead = 1
@@ -577,5 +582,22 @@ func closeIdleStreams(g *Gateway) {
 		for _, bc := range list {
 			bc.Close()
 		}
+	}
+}
+
+func waitIdleStream(t *testing.T, g *Gateway, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.pool.mu.Lock()
+		n := len(g.pool.idle[name])
+		g.pool.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no idle stream of %s in the pool after 5s", name)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
