@@ -119,7 +119,7 @@ func registerNode(ctx context.Context, c *client.Client, farmer owner, nodeKey i
 		return 0, fmt.Errorf("register node: %w", err)
 	}
 	node := res.ID
-	if _, err := ns.Submit(ctx, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: huge, Version: "bench"}}); err != nil {
+	if _, err := ns.Submit(ctx, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: huge, Version: "bench"}}); err != nil {
 		return 0, fmt.Errorf("node heartbeat: %w", err)
 	}
 	return node, nil

@@ -97,7 +97,7 @@ func registerNode(t *testing.T, url, ownerKey string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Signer(nk).Submit(t.Context(), ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 1 << 32, Disk: 1 << 36}}}); err != nil {
+	if _, err := c.Signer(nk).Submit(t.Context(), ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 4000, Memory: 1 << 32, Disk: 1 << 36}}}); err != nil {
 		t.Fatal(err)
 	}
 	return strconv.FormatUint(id, 10)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,9 +115,18 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	go node.Heartbeat(ctx, signer, func() (spec.Resources, error) {
-		return node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
-	}, Version, announce, f.heartbeat, log)
+	types := make([]string, 0, len(managers))
+	for t := range managers {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	go node.Heartbeat(ctx, signer, func() (*ledger.NodeHeartbeat, error) {
+		capa, err := node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
+		if err != nil {
+			return nil, fmt.Errorf("measure capacity: %w", err)
+		}
+		return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types}, nil
+	}, f.heartbeat, log)
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
 	return r.Run(ctx)
 }

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"slices"
+	"strings"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
@@ -26,7 +28,36 @@ func checkDeployment(ctx *execCtx, owner *Twin, d Deployment, rawSpec, secrets [
 	if err := checkNamesHeld(ctx.st, owner.ID, s); err != nil {
 		return spec.Resources{}, err
 	}
+	if err := checkNodeRuns(ctx.st, d.Node, s); err != nil {
+		return spec.Resources{}, err
+	}
 	return s.Total()
+}
+
+// checkNodeRuns refuses a spec with a workload type the node did not say
+// in its last heartbeat that it can run, naming what the node said about
+// that type when it reported a condition for it.
+func checkNodeRuns(st reader, id uint64, s *spec.Spec) error {
+	n, err := loadNode(st, id)
+	if err != nil {
+		return err
+	}
+	for _, w := range s.Workloads {
+		if slices.Contains(n.Types, w.Type) {
+			continue
+		}
+		if n.Types == nil {
+			return reject(CodeInvalid, "node %d has not reported which workload types it runs (it has sent no heartbeat yet): wait for it or choose another node", n.ID)
+		}
+		why := ""
+		for _, c := range n.Conditions {
+			if c.Type == CannotRunPrefix+w.Type {
+				why = ": " + c.Reason
+			}
+		}
+		return reject(CodeInvalid, "node %d cannot run %s workloads (it runs %s)%s; choose another node", n.ID, w.Type, strings.Join(n.Types, ", "), why)
+	}
+	return nil
 }
 
 // checkNamesHeld refuses a spec whose gateway-name workloads serve a name

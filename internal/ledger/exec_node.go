@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"unicode/utf8"
+
+	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
 func execFarmCreate(ctx *execCtx, acct *account, op *FarmCreate) error {
@@ -86,17 +88,43 @@ func execNodeHeartbeat(ctx *execCtx, acct *account, op *NodeHeartbeat) error {
 	if len(op.Version) > MaxVersionLen || !utf8.ValidString(op.Version) {
 		return reject(CodeInvalid, "software version must be at most %d bytes of UTF-8", MaxVersionLen)
 	}
+	if err := checkNodeReport(op.Types, op.Conditions); err != nil {
+		return err
+	}
 	if err := setOverlay(ctx, n, op.Overlay); err != nil {
 		return err
 	}
 	n.Capacity = op.Capacity
 	n.Version = op.Version
+	n.Types, n.Conditions = op.Types, op.Conditions
 	n.LastHeartbeat = ctx.now
 	if err := putObj(ctx.st, kNode(n.ID), n); err != nil {
 		return err
 	}
 	ctx.emit("node", "id", u(n.ID), "action", "heartbeat")
 	return ctx.setResult(TxResult{ID: n.ID})
+}
+
+// checkNodeReport bounds what a heartbeat says about the node: known
+// workload types, each once, and a short list of short conditions.
+func checkNodeReport(types []string, conds []NodeCondition) error {
+	seen := map[string]bool{}
+	for _, t := range types {
+		if !spec.KnownType(t) || seen[t] {
+			return reject(CodeInvalid, "workload type %q is unknown or listed twice", t)
+		}
+		seen[t] = true
+	}
+	if len(conds) > MaxNodeConditions {
+		return reject(CodeInvalid, "%d conditions, limit %d", len(conds), MaxNodeConditions)
+	}
+	for _, c := range conds {
+		if c.Type == "" || len(c.Type) > MaxConditionType || len(c.Reason) > MaxConditionReason ||
+			!utf8.ValidString(c.Type) || !utf8.ValidString(c.Reason) {
+			return reject(CodeInvalid, "a condition needs a type of 1..%d bytes and a reason of at most %d bytes, in UTF-8", MaxConditionType, MaxConditionReason)
+		}
+	}
+	return nil
 }
 
 // setOverlay checks and records a node's overlay key and endpoint. A key

@@ -120,7 +120,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 		ww := &world{chainT: w.chainT}
 		o.NodeRegister = &NodeRegister{Farm: id, SealKey: seal.Public(), Approval: ww.approval(w.keys[1], id, key.Public())}
 	case 3:
-		o.NodeHeartbeat = &NodeHeartbeat{Capacity: spec.Resources{CPU: uint64(arg) * 100, Memory: 1 << 30, Disk: 1 << 30}}
+		o.NodeHeartbeat = &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: uint64(arg) * 100, Memory: 1 << 30, Disk: 1 << 30}}
 	case 4, 5:
 		ww := &world{chainT: w.chainT}
 		o = ww.createOp(key, id, uint64(arg%2)+1, testSpec(w.t, uint64(arg)*10))
@@ -151,7 +151,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 	case 14:
 		o.FarmRemoveNode = &FarmRemoveNode{Node: id}
 	case 13:
-		o.NodeHeartbeat = &NodeHeartbeat{Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30, Disk: 1 << 30},
+		o.NodeHeartbeat = &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30, Disk: 1 << 30},
 			Overlay: &NodeOverlay{Key: bytes.Repeat([]byte{byte(arg%3) + 1}, 32), Endpoint: fmt.Sprintf("10.0.0.%d:51820", arg%5+1)}}
 	default:
 		o.TwinRevokeKey = &TwinRevokeKey{Key: w.keys[arg%4].Public()}

@@ -95,7 +95,7 @@ func TestHeartbeatOverlay(t *testing.T) {
 	w.registerNode(other, w.farmer, w.farm)
 	key := bytes.Repeat([]byte{9}, 32)
 	hb := func(o *NodeOverlay) Op {
-		return Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 1000}, Version: "t", Overlay: o}}
+		return Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000}, Version: "t", Overlay: o}}
 	}
 	for _, bad := range []*NodeOverlay{
 		{Key: key[:31], Endpoint: "10.0.0.1:51820"},
@@ -126,13 +126,13 @@ func TestFarmRemoveNode(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, DefaultParams())
 	key := bytes.Repeat([]byte{7}, 32)
-	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "t",
+	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "t",
 		Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"}}})
 	w.refused(w.do(w.user, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
 	w.refused(w.do(w.node, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
 	w.must(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}})
 	w.refused(w.do(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeConflict)
-	w.refused(w.do(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Version: "t"}}), CodeUnauthorized)
+	w.refused(w.do(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Version: "t"}}), CodeUnauthorized)
 	w.refused(w.do(w.user, w.createOp(w.user, w.twin, w.nodeID, testSpec(t, 100))), CodeInvalid)
 
 	var list NodeList
@@ -145,7 +145,7 @@ func TestFarmRemoveNode(t *testing.T) {
 	// Its overlay key is free for another node.
 	other := newKey(t)
 	w.registerNode(other, w.farmer, w.farm)
-	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Version: "t", Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"}}})
+	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Version: "t", Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"}}})
 }
 
 func TestNodeListPages(t *testing.T) {

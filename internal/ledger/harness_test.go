@@ -158,7 +158,7 @@ func newWorld(t testing.TB, params Params) *world {
 	w.farmTwin = w.must(w.farmer, Op{TwinRegister: &TwinRegister{}})
 	w.farm = w.must(w.farmer, Op{FarmCreate: &FarmCreate{Name: "farm"}})
 	w.nodeID = w.registerNode(w.node, w.farmer, w.farm)
-	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "test"}})
+	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "test"}})
 	return w
 }
 

@@ -51,8 +51,13 @@ type Node struct {
 	Version       string             `cbor:"version,omitempty" json:"version,omitempty"`
 	LastHeartbeat int64              `cbor:"last_heartbeat,omitempty" json:"last_heartbeat,omitempty"` // unix seconds
 	Overlay       *NodeOverlay       `cbor:"overlay,omitempty" json:"overlay,omitempty"`
-	Removed       int64              `cbor:"removed,omitempty" json:"removed_height,omitempty"` // height the farm removed it at
-	Registered    int64              `cbor:"registered" json:"registered_height"`
+	// Types are the workload types the node said it can run in its last
+	// heartbeat. A contract may name only these: a node that has not said
+	// (no heartbeat yet) is offered nothing.
+	Types      []string        `cbor:"types,omitempty" json:"types,omitempty"`
+	Conditions []NodeCondition `cbor:"conditions,omitempty" json:"conditions,omitempty"`
+	Removed    int64           `cbor:"removed,omitempty" json:"removed_height,omitempty"` // height the farm removed it at
+	Registered int64           `cbor:"registered" json:"registered_height"`
 }
 
 // Contract states.

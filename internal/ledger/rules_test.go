@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
@@ -184,7 +185,7 @@ func TestOnlyAddressedNodeAcceptsAndReports(t *testing.T) {
 	w := newWorld(t, DefaultParams())
 	other := newKey(t)
 	otherID := w.registerNode(other, w.farmer, w.farm)
-	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 9000, Memory: 1 << 40, Disk: 1 << 40}}})
+	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 9000, Memory: 1 << 40, Disk: 1 << 40}}})
 	id := w.must(w.user, w.createOp(w.user, w.twin, w.nodeID, testSpec(t, 100)))
 	w.refused(w.do(other, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}}), CodeUnauthorized)
 	w.refused(w.do(w.user, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}}), CodeUnauthorized)
@@ -313,5 +314,43 @@ func TestNodeRefusesByReportingFailure(t *testing.T) {
 	w.must(w.node, Op{ContractReport: refuse})
 	if c := w.contract(id); c.State != StateFailed || c.Reason != "web: image digest mismatch" || c.Reserved != (spec.Resources{}) {
 		t.Fatalf("after refusal: %+v", c)
+	}
+}
+
+func TestContractsOnlyForTypesTheNodeRuns(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	bare := newKey(t)
+	bareID := w.registerNode(bare, w.farmer, w.farm)
+	r := w.do(w.user, w.createOp(w.user, w.twin, bareID, testSpec(t, 100)))
+	w.refused(r, CodeInvalid)
+	if !strings.Contains(r.Log, "no heartbeat yet") {
+		t.Fatalf("refusal for a silent node does not say why: %s", r.Log)
+	}
+	w.must(bare, Op{NodeHeartbeat: &NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 1 << 30, Disk: 1 << 30},
+		Types:      []string{spec.TypeVolume},
+		Conditions: []NodeCondition{{Type: CannotRunPrefix + spec.TypeContainer, Reason: "runc is not installed (Debian package runc)"}}}})
+	r = w.do(w.user, w.createOp(w.user, w.twin, bareID, testSpec(t, 100)))
+	w.refused(r, CodeInvalid)
+	for _, want := range []string{"cannot run container", "runc is not installed"} {
+		if !strings.Contains(r.Log, want) {
+			t.Fatalf("refusal %q does not say %q", r.Log, want)
+		}
+	}
+	// An update may not add a type the node cannot run either.
+	vol, _ := (&spec.Spec{Version: spec.Version, Workloads: []spec.Workload{{Name: "data", Type: spec.TypeVolume, Resources: spec.Resources{Disk: 1 << 20}}}}).Encode()
+	id := w.must(w.user, w.createOp(w.user, w.twin, bareID, vol))
+	w.refused(w.do(w.user, w.updateOp(w.user, w.contract(id), 2, testSpec(t, 100))), CodeInvalid)
+
+	for name, hb := range map[string]*NodeHeartbeat{
+		"unknown type":   {Types: []string{"teleport"}},
+		"type twice":     {Types: []string{spec.TypeVolume, spec.TypeVolume}},
+		"empty cond":     {Conditions: []NodeCondition{{}}},
+		"long reason":    {Conditions: []NodeCondition{{Type: "x", Reason: strings.Repeat("r", MaxConditionReason+1)}}},
+		"too many conds": {Conditions: make([]NodeCondition, MaxNodeConditions+1)},
+	} {
+		if r := w.do(bare, Op{NodeHeartbeat: hb}); r.Code != uint32(CodeInvalid) {
+			t.Errorf("%s: code %d (%s), want invalid", name, r.Code, r.Log)
+		}
 	}
 }

@@ -135,13 +135,37 @@ type FarmRemoveNode struct {
 	Node uint64 `cbor:"node"`
 }
 
-// NodeHeartbeat reports a node's total capacity and software version, and
-// its overlay key and endpoint (nil: the node is not on the overlay).
+// NodeHeartbeat reports a node's total capacity and software version, its
+// overlay key and endpoint (nil: the node is not on the overlay), the
+// workload types it can run now, and its conditions: what is wrong with it
+// that its owner and its users should see.
 type NodeHeartbeat struct {
-	Capacity spec.Resources `cbor:"capacity"`
-	Version  string         `cbor:"version"`
-	Overlay  *NodeOverlay   `cbor:"overlay,omitempty"`
+	Capacity   spec.Resources  `cbor:"capacity"`
+	Version    string          `cbor:"version"`
+	Overlay    *NodeOverlay    `cbor:"overlay,omitempty"`
+	Types      []string        `cbor:"types,omitempty"`
+	Conditions []NodeCondition `cbor:"conditions,omitempty"`
 }
+
+// NodeCondition is one thing a node reports about itself: a problem (a
+// workload type it cannot run and why, a peer reached without
+// post-quantum keys) or a notable state. Type is a short machine name,
+// Reason the sentence a person reads.
+type NodeCondition struct {
+	Type   string `cbor:"type" json:"type"`
+	Reason string `cbor:"reason" json:"reason"`
+}
+
+// CannotRunPrefix + a workload type is the condition a node reports for a
+// type it cannot run, with the reason (e.g. "runc is not installed").
+const CannotRunPrefix = "cannot-run-"
+
+// Bounds on a heartbeat's lists.
+const (
+	MaxNodeConditions  = 32
+	MaxConditionType   = 64
+	MaxConditionReason = 512
+)
 
 // NodeOverlay is how peers reach a node on the overlay: its WireGuard
 // public key (X25519, derived from its identity; unique on the chain) and

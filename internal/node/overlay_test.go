@@ -71,7 +71,7 @@ func TestFollowOverlay(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		hb := &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30}, Version: "t"}
+		hb := &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30}, Version: "t"}
 		if i < 3 { // the fourth is not on the overlay
 			hb.Overlay = &ledger.NodeOverlay{Key: bytes.Repeat([]byte{byte(i + 1)}, 32), Endpoint: "10.9.0." + string(rune('1'+i)) + ":51820"}
 		}

@@ -39,7 +39,7 @@ func newGrid(t *testing.T) *grid {
 	if g.nodeID, err = Register(ctx, g.c, g.nodeKey, farm, &ap, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	g.submit(g.nodeKey, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 4 << 30, Disk: 100 << 30}}})
+	g.submit(g.nodeKey, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 4000, Memory: 4 << 30, Disk: 100 << 30}}})
 	return g
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
-	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
 // ErrNeedApproval is returned when the node is not registered yet and no
@@ -53,17 +52,17 @@ func Register(ctx context.Context, c *client.Client, key identity.PrivateKey, fa
 	return res.ID, nil
 }
 
-// Heartbeat reports capacity, version and the overlay key and endpoint
-// (nil: not on the overlay) every interval until ctx ends. Failures are
-// logged and retried at the next beat.
-func Heartbeat(ctx context.Context, s *client.Signer, capacity func() (spec.Resources, error), version string, overlay *ledger.NodeOverlay, every time.Duration, log *slog.Logger) {
+// Heartbeat sends what report says about the node (capacity, version,
+// overlay, the workload types it can run, its conditions) every interval
+// until ctx ends. Failures are logged and retried at the next beat.
+func Heartbeat(ctx context.Context, s *client.Signer, report func() (*ledger.NodeHeartbeat, error), every time.Duration, log *slog.Logger) {
 	beat := func() {
-		capa, err := capacity()
+		hb, err := report()
 		if err != nil {
-			log.Warn("measure capacity", "err", err)
+			log.Warn("heartbeat", "err", err)
 			return
 		}
-		if _, err := s.Submit(ctx, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: capa, Version: version, Overlay: overlay}}); err != nil && ctx.Err() == nil {
+		if _, err := s.Submit(ctx, ledger.Op{NodeHeartbeat: hb}); err != nil && ctx.Err() == nil {
 			log.Warn("heartbeat", "err", err)
 		}
 	}

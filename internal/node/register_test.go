@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,12 +55,14 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	ov := &ledger.NodeOverlay{Key: bytes.Repeat([]byte{3}, 32), Endpoint: "10.1.2.3:51820"}
 	go func() {
 		defer close(done)
-		Heartbeat(hctx, c.Signer(nodeKey), func() (spec.Resources, error) { return want, nil }, "v-test", ov, 50*time.Millisecond, log)
+		Heartbeat(hctx, c.Signer(nodeKey), func() (*ledger.NodeHeartbeat, error) {
+			return &ledger.NodeHeartbeat{Capacity: want, Version: "v-test", Overlay: ov, Types: []string{spec.TypeVolume}}, nil
+		}, 50*time.Millisecond, log)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		n, err := c.Node(ctx, id)
-		if err == nil && n.Capacity == want && n.Version == "v-test" && n.LastHeartbeat != 0 &&
+		if err == nil && n.Capacity == want && n.Version == "v-test" && n.LastHeartbeat != 0 && slices.Equal(n.Types, []string{spec.TypeVolume}) &&
 			n.Overlay != nil && n.Overlay.Endpoint == ov.Endpoint && bytes.Equal(n.Overlay.Key, ov.Key) {
 			break
 		}

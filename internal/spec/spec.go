@@ -42,6 +42,12 @@ var knownTypes = map[string]bool{
 	TypeZDB: true, TypeQSFS: true, TypeGatewayName: true,
 }
 
+// AllTypes lists every workload type, in a fixed order.
+var AllTypes = []string{TypeContainer, TypeGatewayName, TypeNetwork, TypeQSFS, TypeVolume, TypeZDB}
+
+// KnownType reports whether t is a workload type a spec may name.
+func KnownType(t string) bool { return knownTypes[t] }
+
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("invalid spec")
 

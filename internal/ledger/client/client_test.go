@@ -152,7 +152,7 @@ func registerNode(t *testing.T, c *client.Client, ns *client.Signer, farmer iden
 	}
 	id := mustSubmit(t, ns, ledger.Op{NodeRegister: &ledger.NodeRegister{Farm: farm, SealKey: seal.Public(),
 		Approval: ledger.FarmApproval{Body: body, Key: farmer.Public(), Sig: sig}}}).ID
-	mustSubmit(t, ns, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Capacity: spec.Resources{CPU: 4000, Memory: 8 << 30, Disk: 100 << 30}, Version: "test"}})
+	mustSubmit(t, ns, ledger.Op{NodeHeartbeat: &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 4000, Memory: 8 << 30, Disk: 100 << 30}, Version: "test"}})
 	return id
 }
 
