@@ -10,6 +10,8 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/zerogrid/zerogrid/internal/ledger/trie"
 )
 
 // AppVersion is the application protocol version reported to CometBFT.
@@ -30,6 +32,7 @@ type App struct {
 	check    *overlay    // mempool view: committed state plus accepted CheckTx writes
 	block    *overlay    // the block being finalized
 	next     meta        // meta of the block being finalized
+	nextTree *trie.Tree  // state after the block being finalized
 	verified verifiedSet // txs whose signatures CheckTx checked
 }
 
@@ -37,11 +40,14 @@ type App struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time // clock for CheckTx expiry; default time.Now
+	// KeepHeights is how many recent heights queries can read
+	// (default DefaultKeepHeights).
+	KeepHeights int
 }
 
 // NewApp opens the application state in db.
 func NewApp(db dbm.DB, opts Options) (*App, error) {
-	st, err := openStore(db)
+	st, err := openStore(db, opts.KeepHeights)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +62,7 @@ func NewApp(db dbm.DB, opts Options) (*App, error) {
 		return nil, err
 	}
 	var chain string
-	if _, err := getObj(st, "chain", &chain); err != nil {
+	if _, err := getObj(st, kChain, &chain); err != nil {
 		return nil, err
 	}
 	a.chain = chain
@@ -86,12 +92,16 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	if err := putObj(o, kParams, g.Params); err != nil {
 		return nil, err
 	}
-	if err := putObj(o, "chain", req.ChainId); err != nil {
+	if err := putObj(o, kChain, req.ChainId); err != nil {
 		return nil, err
 	}
-	m := meta{Height: 0, Time: req.Time.Unix()}
-	m.AppHash = nextAppHash(nil, 0, o.writes)
-	if err := a.store.commit(o.writes, m); err != nil {
+	tree, err := a.store.apply(o.writes)
+	if err != nil {
+		return nil, err
+	}
+	root := tree.Hash()
+	m := meta{Height: 0, Time: req.Time.Unix(), AppHash: root[:]}
+	if err := a.store.commit(o.writes, m, tree); err != nil {
 		return nil, err
 	}
 	a.chain, a.params = req.ChainId, g.Params
@@ -169,8 +179,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	if err != nil {
 		return nil, err
 	}
-	a.next = meta{Height: req.Height, Time: now}
-	a.next.AppHash = nextAppHash(a.store.meta.AppHash, req.Height, a.block.writes)
+	if a.nextTree, err = a.store.apply(a.block.writes); err != nil {
+		return nil, err
+	}
+	root := a.nextTree.Hash()
+	a.next = meta{Height: req.Height, Time: now, AppHash: root[:]}
 	return &abci.FinalizeBlockResponse{TxResults: results, Events: events, AppHash: a.next.AppHash}, nil
 }
 
@@ -233,10 +246,10 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	if a.block == nil {
 		return nil, errors.New("ledger: commit without a finalized block")
 	}
-	if err := a.store.commit(a.block.writes, a.next); err != nil {
+	if err := a.store.commit(a.block.writes, a.next, a.nextTree); err != nil {
 		return nil, err
 	}
-	a.block = nil
+	a.block, a.nextTree = nil, nil
 	a.check = newOverlay(a.store)
 	return &abci.CommitResponse{}, nil
 }

@@ -81,6 +81,16 @@ func CodeOf(err error) Code {
 // never caused by a transaction and stops the validator.
 var ErrCorruptState = errors.New("ledger: stored state is corrupt")
 
+// ErrStateVersion is returned when the database holds state of another
+// format version than this build reads.
+var ErrStateVersion = errors.New("ledger: state format version differs")
+
+// ErrBadProof is returned when a query answer's proof does not verify:
+// it is malformed, does not hash to the trusted app hash, or does not cover
+// what the query reads. The validator that served it cannot be trusted for
+// that answer.
+var ErrBadProof = errors.New("ledger: the answer's proof does not verify")
+
 // ReasonOf is the reason of a Rejection, or err's text for other errors.
 func ReasonOf(err error) string {
 	var r *Rejection

@@ -160,3 +160,23 @@ func TestNodeListPages(t *testing.T) {
 		t.Fatalf("page = %s %+v", code, page)
 	}
 }
+
+// A node its farm removed serves no name any more, even while the
+// contract it accepted is still live.
+func TestRemovedNodeServesNoName(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	w.must(w.user, Op{NameClaim: &NameClaim{Name: "shop"}})
+	id := w.must(w.user, w.createOp(w.user, w.twin, w.nodeID, gatewaySpec(t, "shop")))
+	w.must(w.node, Op{ContractAccept: &ContractAccept{Contract: id, Generation: 1}})
+	if ns, _ := w.nameServers("shop"); !slices.Equal(ns.Keys, []identity.PublicKey{w.node.Public()}) {
+		t.Fatalf("servers = %v, want the node", ns.Keys)
+	}
+	w.must(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}})
+	if c := w.contract(id); !c.Live() {
+		t.Fatalf("the contract itself should still be live: %s", c.State)
+	}
+	if ns, _ := w.nameServers("shop"); len(ns.Keys) != 0 {
+		t.Fatalf("a removed node still serves the name: %v", ns.Keys)
+	}
+}

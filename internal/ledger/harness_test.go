@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -122,11 +123,32 @@ func (c *chainT) query(path string, v any) Code {
 	return c.queryData(path, nil, v)
 }
 
+// queryData asks the app both ways: plainly, and with a proof that it
+// verifies against the committed app hash and answers from; the two must
+// agree, so every ledger test also checks the proofs of what it reads.
 func (c *chainT) queryData(path string, data []byte, v any) Code {
 	c.t.Helper()
 	r, err := c.app.Query(context.Background(), &abci.QueryRequest{Path: path, Data: data})
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	pr, err := c.app.Query(context.Background(), &abci.QueryRequest{Path: path, Data: data, Prove: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if pr.ProofOps == nil || len(pr.ProofOps.Ops) != 1 || pr.ProofOps.Ops[0].Type != ProofOpType || len(pr.Value) != 0 {
+		c.t.Fatalf("proven answer to %s has no proof or also a value: %+v", path, pr)
+	}
+	h, root := c.app.Height()
+	if pr.Height != h || r.Height != h {
+		c.t.Fatalf("answers at heights %d and %d, committed %d", r.Height, pr.Height, h)
+	}
+	proven, err := VerifyAnswer(root, pr.Height, path, data, pr.ProofOps.Ops[0].Data)
+	if Code(r.Code) != CodeOf(err) {
+		c.t.Fatalf("%s: plain answer code %d, proven answer %v", path, r.Code, err)
+	}
+	if r.Code == 0 && !bytes.Equal(proven, r.Value) {
+		c.t.Fatalf("%s: proven answer differs from the plain one", path)
 	}
 	if r.Code == 0 && v != nil {
 		if err := wire.Unmarshal(r.Value, v); err != nil {

@@ -141,6 +141,7 @@ type Counters struct {
 // State keys.
 const (
 	kParams   = "params"
+	kChain    = "chain"
 	kCounters = "counters"
 )
 

@@ -1,14 +1,18 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtcrypto "github.com/cometbft/cometbft/api/cometbft/crypto/v1"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
+	"github.com/zerogrid/zerogrid/internal/ledger/trie"
 	"github.com/zerogrid/zerogrid/internal/wire"
 )
 
@@ -59,44 +63,95 @@ type ContractList struct {
 	More      bool       `cbor:"more,omitempty" json:"more"`
 }
 
-// Query answers read requests against committed state.
+// ProofOpType names zerogrid's state proofs (trie.Proof bytes) in ABCI
+// query answers.
+const ProofOpType = "zerogrid/state/v1"
+
+// Query answers read requests against the state committed at the latest
+// height, or at req.Height while the validator still keeps it. With
+// req.Prove the answer carries a proof of every state key and range the
+// query read (for a refusal such as "not found" too) and no value: a
+// client computes the value again from the proof (VerifyAnswer), so it
+// trusts nothing the validator says beyond what the app hash commits to.
+// Queries read immutable versions and do not hold up blocks.
 func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	h := a.store.meta.Height
-	if req.Height != 0 && req.Height != h {
-		return queryErr(h, reject(CodeInvalid, "only the latest height (%d) can be queried", h)), nil
+	latest := a.store.meta.Height
+	h := latest
+	if req.Height != 0 {
+		h = req.Height
 	}
-	v, err := a.query(req.Path, req.Data)
-	if err != nil {
-		return queryErr(h, err), nil
+	t, ok := a.store.at(h)
+	a.mu.Unlock()
+	if !ok {
+		return queryErr(latest, reject(CodeInvalid, "height %d is not kept: this validator answers for its last %d heights, up to %d; ask without a height", h, a.store.keep, latest)), nil
 	}
-	b, err := wire.Marshal(v)
-	if err != nil {
-		return nil, err
+	v := &treeView{t: t}
+	if req.Prove {
+		v.reads = &trie.Reads{}
 	}
-	return &abci.QueryResponse{Code: 0, Value: b, Height: h}, nil
+	val, err := answer(v, h, req.Path, req.Data)
+	var b []byte
+	if err == nil && !req.Prove {
+		if b, err = wire.Marshal(val); err != nil {
+			return nil, err
+		}
+	}
+	var rej *Rejection
+	if err != nil && !errors.As(err, &rej) {
+		return nil, err // corrupt state: stop rather than answer
+	}
+	res := queryErr(h, err)
+	res.Value = b
+	if req.Prove {
+		res.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: ProofOpType, Data: t.Prove(*v.reads)}}}
+	}
+	return res, nil
 }
 
 func queryErr(h int64, err error) *abci.QueryResponse {
+	if err == nil {
+		return &abci.QueryResponse{Height: h}
+	}
 	return &abci.QueryResponse{Code: uint32(CodeOf(err)), Codespace: Codespace, Log: ReasonOf(err), Height: h}
 }
 
-func (a *App) query(path string, data []byte) (any, error) {
-	st := a.store
+// VerifyAnswer checks a proven query answer: the proof must decode and
+// hash to appHash (the app hash of the state after block height, taken
+// from a verified header), and the query, run again on the proof alone,
+// must read nothing the proof does not cover. It returns the answer's
+// canonical encoding, or the query's refusal (a *Rejection such as
+// CodeNotFound: proven too), or an error wrapping ErrBadProof.
+func VerifyAnswer(appHash []byte, height int64, path string, data []byte, proof []byte) ([]byte, error) {
+	p, err := trie.DecodeProof(proof)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	if root := p.Root(); !bytes.Equal(root[:], appHash) {
+		return nil, fmt.Errorf("%w: it hashes to %x, the verified app hash at height %d is %x", ErrBadProof, root[:8], height, appHash)
+	}
+	v, err := answer(proofView{p}, height, path, data)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Marshal(v)
+}
+
+// answer runs the query path on a view of the state after block height.
+func answer(st view, height int64, path string, data []byte) (any, error) {
 	switch {
 	case path == QueryNodes:
-		return a.queryNodes(data)
+		return queryNodes(st, data)
 	case path == QueryChain:
-		return ChainInfo{Chain: a.chain, Params: a.params, Height: st.meta.Height}, nil
+		return queryChain(st, height)
 	case strings.HasPrefix(path, QueryAccount):
-		return a.queryAccount(strings.TrimPrefix(path, QueryAccount))
+		return queryAccount(st, strings.TrimPrefix(path, QueryAccount))
 	case strings.HasPrefix(path, QueryTwinContracts):
-		return a.queryList(path, QueryTwinContracts, "by-twin/", data)
+		return queryList(st, path, QueryTwinContracts, "by-twin/", data)
 	case strings.HasPrefix(path, QueryNodeContracts):
-		return a.queryList(path, QueryNodeContracts, "by-node/", data)
+		return queryList(st, path, QueryNodeContracts, "by-node/", data)
 	case strings.HasPrefix(path, QueryNameServers):
-		return a.queryNameServers(strings.TrimPrefix(path, QueryNameServers))
+		return queryNameServers(st, strings.TrimPrefix(path, QueryNameServers))
 	case strings.HasPrefix(path, QueryName):
 		var n NameContract
 		return found(getObj(st, kName(strings.TrimPrefix(path, QueryName)), &n))(&n, "name is not claimed")
@@ -121,6 +176,17 @@ func (a *App) query(path string, data []byte) (any, error) {
 	return nil, reject(CodeNotFound, "unknown query path %q", path)
 }
 
+func queryChain(st view, height int64) (any, error) {
+	info := ChainInfo{Height: height}
+	if _, err := getObj(st, kChain, &info.Chain); err != nil {
+		return nil, err
+	}
+	if _, err := getObj(st, kParams, &info.Params); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
 func found(ok bool, err error) func(v any, msg string) (any, error) {
 	return func(v any, msg string) (any, error) {
 		if err != nil {
@@ -141,7 +207,7 @@ func parseID(s string) (uint64, error) {
 	return id, nil
 }
 
-func (a *App) queryAccount(text string) (any, error) {
+func queryAccount(st view, text string) (any, error) {
 	k, err := identity.ParsePublicKey(text)
 	if err != nil {
 		if k, err = identity.ParseNodeKey(text); err != nil {
@@ -149,7 +215,7 @@ func (a *App) queryAccount(text string) (any, error) {
 		}
 	}
 	var ref KeyRef
-	ok, err := getObj(a.store, kKey(k), &ref)
+	ok, err := getObj(st, kKey(k), &ref)
 	if err != nil {
 		return nil, err
 	}
@@ -157,27 +223,27 @@ func (a *App) queryAccount(text string) (any, error) {
 		return nil, reject(CodeNotFound, "key %s belongs to no twin or node", text)
 	}
 	if ref.Node != 0 {
-		n, err := loadNode(a.store, ref.Node)
+		n, err := loadNode(st, ref.Node)
 		if err != nil {
 			return nil, err
 		}
 		return Account{Node: n.ID, Seq: n.Seq}, nil
 	}
-	t, err := loadTwin(a.store, ref.Twin)
+	t, err := loadTwin(st, ref.Twin)
 	if err != nil {
 		return nil, err
 	}
 	return Account{Twin: t.ID, Seq: t.Seq, Revoked: !t.ActiveKey(k)}, nil
 }
 
-func (a *App) queryList(path, qprefix, kprefix string, data []byte) (any, error) {
+func queryList(st view, path, qprefix, kprefix string, data []byte) (any, error) {
 	owner, err := parseID(strings.TrimPrefix(path, qprefix))
 	if err != nil {
 		return nil, err
 	}
 	out := ContractList{Contracts: []Contract{}}
-	out.More, err = a.page(u64key(kprefix, owner), data, func(id uint64) error {
-		c, err := loadContract(a.store, id)
+	out.More, err = page(st, u64key(kprefix, owner), data, func(id uint64) error {
+		c, err := loadContract(st, id)
 		if err != nil {
 			return err
 		}
@@ -190,7 +256,7 @@ func (a *App) queryList(path, qprefix, kprefix string, data []byte) (any, error)
 // page calls add for the ids (the last 8 bytes of the keys) under prefix
 // that a ListRequest in data selects, in order, and reports whether more
 // follow.
-func (a *App) page(prefix string, data []byte, add func(id uint64) error) (more bool, err error) {
+func page(st view, prefix string, data []byte, add func(id uint64) error) (more bool, err error) {
 	var req ListRequest
 	if len(data) > 0 {
 		if err := wire.Unmarshal(data, &req); err != nil {
@@ -201,13 +267,16 @@ func (a *App) page(prefix string, data []byte, add func(id uint64) error) (more 
 		req.Limit = MaxListLimit
 	}
 	n := 0
-	err = a.store.scan(prefix, u64key(prefix, req.After+1), func(key string, _ []byte) (bool, error) {
+	err = st.scan(prefix, u64key(prefix, req.After+1), func(key string, _ []byte) (bool, error) {
 		if n == int(req.Limit) {
 			more = true
 			return false, nil
 		}
+		if len(key) != len(prefix)+8 {
+			return false, fmt.Errorf("%w: list entry %x", ErrCorruptState, key)
+		}
 		if err := add(beUint64(key[len(key)-8:])); err != nil {
-			return false, fmt.Errorf("%w: list entry %x: %v", ErrCorruptState, key, err)
+			return false, fmt.Errorf("list entry %x: %w", key, err)
 		}
 		n++
 		return true, nil

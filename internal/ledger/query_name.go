@@ -21,9 +21,9 @@ type NameServers struct {
 // liveStates are the contract states in which a node serves the contract.
 var liveStates = map[string]bool{StateAccepted: true, StateReady: true, StateDegraded: true}
 
-func (a *App) queryNameServers(name string) (any, error) {
+func queryNameServers(st view, name string) (any, error) {
 	var nc NameContract
-	found, err := getObj(a.store, kName(name), &nc)
+	found, err := getObj(st, kName(name), &nc)
 	if err != nil {
 		return nil, err
 	}
@@ -31,17 +31,20 @@ func (a *App) queryNameServers(name string) (any, error) {
 		return nil, reject(CodeNotFound, "name %q is not claimed", name)
 	}
 	out := NameServers{Name: name, Owner: nc.Owner, Keys: append([]identity.PublicKey{}, nc.Keys...)}
-	err = a.store.scan(u64key("by-twin/", nc.Owner), u64key("by-twin/", nc.Owner), func(key string, _ []byte) (bool, error) {
-		c, err := loadContract(a.store, beUint64(key[len(key)-8:]))
+	err = st.scan(u64key("by-twin/", nc.Owner), "", func(key string, _ []byte) (bool, error) {
+		c, err := loadContract(st, beUint64(key[len(key)-8:]))
 		if err != nil {
-			return false, fmt.Errorf("%w: list entry %x", ErrCorruptState, key)
+			return false, fmt.Errorf("list entry %x: %w", key, err)
 		}
 		if !liveStates[c.State] || !servesName(c.Spec, name) {
 			return true, nil
 		}
-		n, err := loadNode(a.store, c.Node)
+		n, err := loadNode(st, c.Node)
 		if err != nil {
 			return false, err
+		}
+		if n.Removed != 0 {
+			return true, nil // a node its farm removed serves nothing
 		}
 		if !slices.Contains(out.Keys, n.Key) {
 			out.Keys = append(out.Keys, n.Key)
@@ -68,11 +71,11 @@ type NodeList struct {
 	More  bool   `cbor:"more,omitempty" json:"more"`
 }
 
-func (a *App) queryNodes(data []byte) (any, error) {
+func queryNodes(st view, data []byte) (any, error) {
 	out := NodeList{Nodes: []Node{}}
 	var err error
-	out.More, err = a.page("node/", data, func(id uint64) error {
-		n, err := loadNode(a.store, id)
+	out.More, err = page(st, "node/", data, func(id uint64) error {
+		n, err := loadNode(st, id)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,12 @@ package ledger
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"sort"
 
 	dbm "github.com/cometbft/cometbft-db"
 
+	"github.com/zerogrid/zerogrid/internal/ledger/trie"
 	"github.com/zerogrid/zerogrid/internal/wire"
 )
 
@@ -81,37 +80,100 @@ func putObj(o *overlay, key string, v any) error {
 	return nil
 }
 
+// StateVersion is the version of the state layout and app hash
+// (docs/formats/state.md). A database written by another version is
+// refused rather than read.
+const StateVersion = 2
+
 // meta is the store's bookkeeping for the last committed block.
 type meta struct {
-	Height  int64  `cbor:"height"`
-	AppHash []byte `cbor:"app_hash"`
-	Time    int64  `cbor:"time"` // unix seconds of the last block
+	Height       int64  `cbor:"height"`
+	AppHash      []byte `cbor:"app_hash"`
+	Time         int64  `cbor:"time"` // unix seconds of the last block
+	StateVersion int    `cbor:"state_version,omitempty"`
 }
 
-// store is the committed state in a database.
+// DefaultKeepHeights is how many recent heights the store keeps readable
+// for queries (Options.KeepHeights).
+const DefaultKeepHeights = 128
+
+// store is the committed state: every key and value in a database, for
+// durability, and in an authenticated trie whose root is the app hash, for
+// reads and proofs. The trie keeps the last few heights readable so that a
+// query can be answered at a height whose app hash a light client can
+// already verify (it is in the next block's header).
 type store struct {
-	db   dbm.DB
-	meta meta
+	db       dbm.DB
+	meta     meta
+	tree     *trie.Tree
+	versions map[int64]*trie.Tree
+	keep     int
 }
 
-func openStore(db dbm.DB) (*store, error) {
-	s := &store{db: db}
+func openStore(db dbm.DB, keep int) (*store, error) {
+	if keep < 2 {
+		keep = DefaultKeepHeights
+	}
+	s := &store{db: db, tree: &trie.Tree{}, versions: map[int64]*trie.Tree{}, keep: keep}
 	b, err := db.Get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read state meta: %w", err)
 	}
-	if b != nil {
-		if err := wire.Unmarshal(b, &s.meta); err != nil {
-			return nil, fmt.Errorf("%w: meta: %v", ErrCorruptState, err)
-		}
+	if b == nil {
+		return s, nil
 	}
+	if err := wire.Unmarshal(b, &s.meta); err != nil {
+		return nil, fmt.Errorf("%w: meta: %v", ErrCorruptState, err)
+	}
+	if s.meta.StateVersion != StateVersion {
+		return nil, fmt.Errorf("%w: the ledger state was written in format %d and this validator reads format %d; it cannot continue this chain: start a new one in another home directory", ErrStateVersion, s.meta.StateVersion, StateVersion)
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if got := s.tree.Hash(); !bytes.Equal(got[:], s.meta.AppHash) {
+		return nil, fmt.Errorf("%w: the state in the database hashes to %x, but height %d committed %x", ErrCorruptState, got, s.meta.Height, s.meta.AppHash)
+	}
+	s.versions[s.meta.Height] = s.tree
 	return s, nil
 }
 
-func (s *store) get(key string) ([]byte, error) {
-	v, err := s.db.Get(append(append([]byte{}, keyPrefix...), key...))
+// load builds the trie from every key in the database.
+func (s *store) load() error {
+	it, err := s.db.Iterator(keyPrefix, prefixEnd(keyPrefix))
 	if err != nil {
-		return nil, fmt.Errorf("ledger: read %q: %w", key, err)
+		return err
+	}
+	defer it.Close()
+	const batch = 4096
+	w := make(map[string][]byte, batch)
+	flush := func() error {
+		t, err := s.tree.Apply(w)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorruptState, err)
+		}
+		s.tree = t
+		clear(w)
+		return nil
+	}
+	for ; it.Valid(); it.Next() {
+		w[string(it.Key()[len(keyPrefix):])] = append([]byte{}, it.Value()...)
+		if len(w) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+func (s *store) get(key string) ([]byte, error) {
+	v, ok := s.tree.Get([]byte(key))
+	if !ok {
+		return nil, nil
 	}
 	return v, nil
 }
@@ -119,23 +181,13 @@ func (s *store) get(key string) ([]byte, error) {
 // scan calls fn for each committed key with the given prefix, from key
 // from on (from "" = the whole prefix), in order, until fn returns false.
 func (s *store) scan(prefix, from string, fn func(key string, val []byte) (bool, error)) error {
-	p := append(append([]byte{}, keyPrefix...), prefix...)
-	start := p
-	if from > prefix {
-		start = append(append([]byte{}, keyPrefix...), from...)
-	}
-	it, err := s.db.Iterator(start, prefixEnd(p))
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
-		more, err := fn(string(it.Key()[len(keyPrefix):]), it.Value())
-		if err != nil || !more {
-			return err
-		}
-	}
-	return it.Error()
+	return scanTree(s.tree, nil, prefix, from, fn)
+}
+
+// at returns the state committed at height h, if it is still kept.
+func (s *store) at(h int64) (*trie.Tree, bool) {
+	t, ok := s.versions[h]
+	return t, ok
 }
 
 func prefixEnd(p []byte) []byte {
@@ -149,39 +201,18 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-// nextAppHash chains the previous app hash with the block's sorted write
-// set: SHA-256("zerogrid\0app-hash\0" || prev || height || for each write
-// in key order: len(key) key flag len(val) val). Two states agree on it only
-// if they came from the same writes.
-func nextAppHash(prev []byte, height int64, writes map[string][]byte) []byte {
-	keys := make([]string, 0, len(writes))
-	for k := range writes {
-		keys = append(keys, k)
+// apply returns the trie with a block's writes (nil value: delete).
+func (s *store) apply(writes map[string][]byte) (*trie.Tree, error) {
+	t, err := s.tree.Apply(writes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptState, err)
 	}
-	sort.Strings(keys)
-	h := sha256.New()
-	h.Write([]byte("zerogrid\x00app-hash\x00"))
-	h.Write(prev)
-	var n [8]byte
-	put := func(x uint64) { binary.BigEndian.PutUint64(n[:], x); h.Write(n[:]) }
-	put(uint64(height))
-	for _, k := range keys {
-		put(uint64(len(k)))
-		h.Write([]byte(k))
-		v := writes[k]
-		if v == nil {
-			h.Write([]byte{0})
-			continue
-		}
-		h.Write([]byte{1})
-		put(uint64(len(v)))
-		h.Write(v)
-	}
-	return h.Sum(nil)
+	return t, nil
 }
 
-// commit writes the block's writes and new meta in one synced batch.
-func (s *store) commit(writes map[string][]byte, m meta) error {
+// commit writes the block's writes and new meta in one synced batch and
+// makes tree (the writes applied, whose root is m.AppHash) the state.
+func (s *store) commit(writes map[string][]byte, m meta, tree *trie.Tree) error {
 	batch := s.db.NewBatch()
 	defer batch.Close()
 	for k, v := range writes {
@@ -196,6 +227,7 @@ func (s *store) commit(writes map[string][]byte, m meta) error {
 			return fmt.Errorf("ledger: commit: %w", err)
 		}
 	}
+	m.StateVersion = StateVersion
 	mb, err := wire.Marshal(m)
 	if err != nil {
 		return err
@@ -206,7 +238,9 @@ func (s *store) commit(writes map[string][]byte, m meta) error {
 	if err := batch.WriteSync(); err != nil {
 		return fmt.Errorf("ledger: commit height %d: %w", m.Height, err)
 	}
-	s.meta = m
+	s.meta, s.tree = m, tree
+	s.versions[m.Height] = tree
+	delete(s.versions, m.Height-int64(s.keep))
 	return nil
 }
 
