@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,7 +203,11 @@ func (a *App) deliver(raw []byte, height, now int64) (*abci.ExecTxResult, error)
 		return &abci.ExecTxResult{Code: uint32(CodeOf(err)), Codespace: Codespace, Log: ReasonOf(err)}, nil
 	}
 	ctx.st.mergeInto(a.block)
-	ctx.emit("tx", "kind", tx.Body.Op.Kind(), "signer", tx.Signer().String())
+	id, err := tx.ID()
+	if err != nil {
+		return nil, err
+	}
+	ctx.emit("tx", "kind", tx.Body.Op.Kind(), "signer", tx.Signer().String(), "id", hex.EncodeToString(id[:]))
 	return &abci.ExecTxResult{Code: 0, Data: ctx.result, Events: ctx.events}, nil
 }
 

@@ -1,9 +1,13 @@
 package ledger
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/identity"
@@ -79,6 +83,39 @@ func TestTxEnvelopeRules(t *testing.T) {
 		b.Op.NameRelease = &NameRelease{Name: "two"}
 		sig, _ := w.user.Sign(TagTx, TxVersion, b)
 		w.refused(w.block(mustMarshal(t, &Tx{Body: b, Sigs: []Sig{{Key: w.user.Public(), Sig: sig}}}))[0], CodeMalformed)
+	})
+	t.Run("ErrExtraSignatures", func(t *testing.T) {
+		// The same signed body with its signature twice, or with a second
+		// (valid) signature by another key, is another byte form of one
+		// transaction: refused at admission and in blocks, so a
+		// transaction has one hash and cannot be replayed under another.
+		b := w.body(w.user, claim("malleable"))
+		tx, raw, err := SignTx(w.user, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := newKey(t)
+		osig, _ := other.Sign(TagTx, TxVersion, b)
+		for name, sigs := range map[string][]Sig{
+			"duplicated": {tx.Sigs[0], tx.Sigs[0]},
+			"unused":     {tx.Sigs[0], {Key: other.Public(), Sig: osig}},
+			"none":       {},
+		} {
+			forged := mustMarshal(t, &Tx{Body: b, Sigs: sigs})
+			ck, err := w.app.CheckTx(context.Background(), &abci.CheckTxRequest{Tx: forged})
+			if err != nil || Code(ck.Code) != CodeMalformed {
+				t.Fatalf("%s: CheckTx code %d %v, want malformed", name, ck.Code, err)
+			}
+			w.refused(w.block(forged)[0], CodeMalformed)
+		}
+		if r := w.block(raw)[0]; r.Code != 0 {
+			t.Fatalf("the genuine transaction after its forgeries: %s", r.Log)
+		}
+		w.seqs[w.user.Public()]++
+		// Signing the same body again gives the same bytes.
+		if _, again, _ := SignTx(w.user, b); !bytes.Equal(again, raw) {
+			t.Fatal("one body signed twice gave two byte forms")
+		}
 	})
 	t.Run("ErrTwinRegisteredTwice", func(t *testing.T) {
 		b := Body{Chain: testChain, Expires: w.now.Unix() + 60, Op: Op{TwinRegister: &TwinRegister{}}}

@@ -23,15 +23,18 @@ const (
 	MaxSecretsBytes = 64 << 10
 	MaxNonceBytes   = 64
 	MinNonceBytes   = 8
-	MaxSigs         = 4
 	MaxVersionLen   = 64
 	MaxEndpointLen  = 64
 	MaxFarmNameLen  = 64
 )
 
-// Tx is a signed transaction. Sigs[0] is the signer: its key names the
-// account whose sequence Body.Seq must match. Every signature covers
-// wire.Digest(TagTx, TxVersion, Body).
+// Tx is a signed transaction. Sigs holds exactly one signature, the
+// signer's: its key names the account whose sequence Body.Seq must match,
+// and it covers wire.Digest(TagTx, TxVersion, Body). One body has one
+// byte form: the encoding is canonical, an ed25519 signature is
+// deterministic and not malleable (crypto/ed25519 rejects S >= L), and no
+// second or unused signature is admitted, so a transaction's bytes, its
+// hash and its ID (the digest the signer signed) name the same thing.
 type Tx struct {
 	Body Body  `cbor:"body"`
 	Sigs []Sig `cbor:"sigs"`
@@ -306,21 +309,23 @@ func decodeUnverified(b []byte) (*Tx, error) {
 	if tx.Body.Op.Kind() == "" {
 		return nil, reject(CodeMalformed, "transaction must hold exactly one operation")
 	}
-	if len(tx.Sigs) == 0 || len(tx.Sigs) > MaxSigs {
-		return nil, reject(CodeMalformed, "transaction has %d signatures, want 1..%d", len(tx.Sigs), MaxSigs)
+	if len(tx.Sigs) != 1 {
+		return nil, reject(CodeMalformed, "transaction has %d signatures, want exactly 1 (the signer's)", len(tx.Sigs))
 	}
 	return &tx, nil
 }
 
-// verify checks every signature over the body.
+// verify checks the signature over the body.
 func (tx *Tx) verify() error {
-	for i, s := range tx.Sigs {
-		if err := s.Key.Verify(TagTx, TxVersion, tx.Body, s.Sig); err != nil {
-			return reject(CodeBadSignature, "signature %d by %s does not verify over the transaction body", i, s.Key)
-		}
+	s := tx.Sigs[0]
+	if err := s.Key.Verify(TagTx, TxVersion, tx.Body, s.Sig); err != nil {
+		return reject(CodeBadSignature, "the signature by %s does not verify over the transaction body", s.Key)
 	}
 	return nil
 }
+
+// ID is what identifies the transaction: the digest its signer signed.
+func (tx *Tx) ID() ([32]byte, error) { return wire.Digest(TagTx, TxVersion, tx.Body) }
 
 // Signer is the key of the first signature: the account the tx acts for.
 func (tx *Tx) Signer() identity.PublicKey { return tx.Sigs[0].Key }
