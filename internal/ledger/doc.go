@@ -6,9 +6,11 @@
 // signed over its canonical encoding (see tx.go and
 // docs/formats/transaction.md) carrying the signer's next sequence number
 // and an expiry, so a transaction applies at most once and only within its
-// window. The state is a sorted key-value store whose app hash chains the
-// hash of every block's write set, so two validators agree on the hash only
-// if they agree on every byte of state (see store.go).
+// window. The state is a sorted key-value store held in an authenticated
+// trie (package trie) whose root is the app hash, so two validators agree
+// on the hash only if they agree on every byte of state, and every query
+// answer can carry a proof that a client checks against a block header it
+// verified itself (see docs/formats/state.md).
 //
 // Rules are enforced in one place, the executor (exec_*.go), which both
 // CheckTx (against committed state) and FinalizeBlock (against the block's
