@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -161,7 +162,7 @@ func (l *load) submitAll(ctx context.Context, cs *clients, batches [][][]byte) {
 
 // submit sends signer i's transactions in sequence order, each after the
 // previous one passed CheckTx, keeping at most -inflight uncommitted.
-func (l *load) submit(ctx context.Context, c *client.Client, i int, batches [][][]byte) {
+func (l *load) submit(ctx context.Context, c *rpchttp.HTTP, i int, batches [][][]byte) {
 	slots := make(chan struct{}, l.cfg.inflight)
 	for j := range l.share(i) {
 		var raw []byte
@@ -181,7 +182,7 @@ func (l *load) submit(ctx context.Context, c *client.Client, i int, batches [][]
 		}
 		hash := sha256.Sum256(raw)
 		rec := l.track(hash, func() { <-slots })
-		br, err := c.RPC().BroadcastTxSync(ctx, raw)
+		br, err := c.BroadcastTxSync(ctx, raw)
 		outcome, reason := broadcastOutcome(br, err)
 		l.checked(hash, rec, outcome, reason)
 	}

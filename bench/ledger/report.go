@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"io"
 	"maps"
 	"runtime"
@@ -183,10 +184,14 @@ func readChain(ctx context.Context, c *client.Client, res *loadResult) (chainVie
 	if v.FirstHeight == 0 {
 		return v, nil
 	}
+	raw, err := rpchttp.New(c.URL())
+	if err != nil {
+		return v, err
+	}
 	var t0, t1 time.Time
 	for lo := v.FirstHeight; lo <= v.LastHeight; lo += 20 {
 		hi := min(lo+19, v.LastHeight)
-		info, err := c.RPC().BlockchainInfo(ctx, lo, hi)
+		info, err := raw.BlockchainInfo(ctx, lo, hi)
 		if err != nil {
 			return v, fmt.Errorf("read headers %d..%d: %w", lo, hi, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	abcitypes "github.com/cometbft/cometbft/abci/types"
 	cmtcfg "github.com/cometbft/cometbft/config"
@@ -135,4 +136,21 @@ func (n *Node) release() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// FirstBlock waits until the node has committed block 1 and returns the
+// chain id and that block's header hash: a trust root for light clients
+// that this process can vouch for, since it read them from its own block
+// store (client.TrustRoot{Chain, Height: 1, Hash}).
+func (n *Node) FirstBlock(ctx context.Context) (chainID string, hash []byte, err error) {
+	for {
+		if meta := n.cmt.BlockStore().LoadBlockMeta(1); meta != nil {
+			return meta.Header.ChainID, meta.BlockID.Hash, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil, fmt.Errorf("wait for block 1: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

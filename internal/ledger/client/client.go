@@ -1,7 +1,20 @@
-// Package client is the typed Go client of the zerogrid ledger. It talks to
-// a validator's CometBFT RPC (HTTP on loopback or over the overlay): it
-// queries state, submits signed transactions and waits for their commit, and
+// Package client is the typed Go client of the zerogrid ledger. It reads
+// state, submits signed transactions and waits for their commit, and
 // follows committed blocks to deliver ledger events.
+//
+// It trusts no validator. Every answer it returns is computed from a
+// state proof that hashes to the app hash of a block header its Backend
+// vouches for: over RPC, a header CometBFT's light client verified from a
+// trust root (a chain id and one header hash the caller trusts; see
+// TrustRoot), so one lying validator can refuse to answer but cannot make
+// the client believe a record that is not on the chain, or miss one that
+// is. Commit notices and events are hints that say when to read again.
+//
+// Reads are never older than what the client already saw: after its own
+// transaction committed at height H, or a watched event at H, the next
+// read shows the state after H (it waits for the header of H+1 when it has
+// to). Otherwise a read may reuse the newest verified header for a moment
+// (Options.Reuse) instead of asking for a new one each time.
 //
 // Commit tracking polls block results height by height instead of relying
 // on websocket pushes, which CometBFT drops for slow readers: no committed
@@ -13,12 +26,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
-
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/wire"
@@ -29,18 +41,45 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrTimeout  = errors.New("timed out waiting for the transaction to commit")
 	ErrClosed   = errors.New("client closed")
+	// ErrStale is returned when the newest verified header is older than
+	// Options.MaxAge: the chain stopped, or the validator is cut off from
+	// it (or serves an old view).
+	ErrStale = errors.New("the ledger's newest verified block is too old")
 )
 
 // Options tune a Client.
 type Options struct {
 	// PollInterval is how often the commit tracker asks for new blocks.
 	PollInterval time.Duration
-	// CommitTimeout bounds waiting for one transaction's commit.
+	// CommitTimeout bounds waiting for one transaction's commit, and for
+	// the header that proves a read after it.
 	CommitTimeout time.Duration
 	// TxTTL is the expiry given to transactions (from now).
 	TxTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Reuse is how long a verified header serves reads that need nothing
+	// newer (default 250 ms).
+	Reuse time.Duration
+	// MaxAge refuses reads when the newest verified header is older than
+	// this (default 5 min).
+	MaxAge time.Duration
+	Logger *slog.Logger
+
+	// Trust (RPC only; see docs/formats/trust.md). The root is, in order:
+	// TrustOptions ("HEIGHT:HASH"), the TrustFile if it exists, TrustRoot,
+	// or, with TrustOnFirstUse, the validator's newest header (reported to
+	// OnFirstUse). Dial fails with ErrNoTrust when none applies. The
+	// TrustFile, when set, is written with the root and moved forward as
+	// newer headers verify.
+	TrustFile       string
+	TrustOptions    string
+	TrustRoot       *TrustRoot
+	TrustOnFirstUse bool
+	OnFirstUse      func(TrustRoot)
+	// Witnesses are other validators' RPC URLs the light client compares
+	// headers with (none: the primary is its own witness).
+	Witnesses []string
 }
 
 func (o *Options) defaults() {
@@ -56,38 +95,69 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Reuse <= 0 {
+		o.Reuse = 250 * time.Millisecond
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Client is safe for concurrent use.
 type Client struct {
-	rpc   *rpchttp.HTTP
+	b     Backend
+	owned bool // Dial made b, so Close closes it
 	url   string
 	opts  Options
 	chain string
 
+	hmu sync.Mutex // one header refresh at a time
+
 	mu      sync.Mutex
+	top     Header    // newest verified header
+	topAt   time.Time // when it was verified
+	seen    int64     // reads must show the state after this height
 	tracker *tracker
 	closed  bool
 }
 
-// Dial connects to a validator RPC at rawURL (http://host:port, or
-// host:port) and reads the chain id.
+// Dial connects to a validator's RPC at rawURL (http://host:port, or
+// host:port), sets up header verification from the trust root opts name,
+// and checks that the chain's state names the trusted chain.
 func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	opts.defaults()
 	u, err := normalizeURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	rpc, err := rpchttp.New(u)
+	b, err := dialRPC(ctx, u, &opts)
 	if err != nil {
-		return nil, fmt.Errorf("ledger client %s: %w", u, err)
+		return nil, err
 	}
-	c := &Client{rpc: rpc, url: u, opts: opts}
+	c, err := New(ctx, b, opts)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	c.url, c.owned = u, true
+	return c, nil
+}
+
+// New returns a client over b and checks, with a proof, that the state
+// names b's chain. The caller keeps b: Close does not close it.
+func New(ctx context.Context, b Backend, opts Options) (*Client, error) {
+	opts.defaults()
+	c := &Client{b: b, opts: opts, chain: b.Chain()}
 	info, err := c.ChainInfo(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the ledger at %s (is `zgridd chain` running there?): %w", u, err)
+		return nil, err
 	}
-	c.chain = info.Chain
+	if info.Chain != c.chain {
+		return nil, fmt.Errorf("%w: the state names chain %q, the trusted chain is %q", ErrUntrusted, info.Chain, c.chain)
+	}
 	return c, nil
 }
 
@@ -108,41 +178,132 @@ func normalizeURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// URL is the RPC address the client talks to.
+// URL is the RPC address the client talks to ("" in process).
 func (c *Client) URL() string { return c.url }
 
-// Chain is the chain id.
+// Chain is the chain id, from the trust root.
 func (c *Client) Chain() string { return c.chain }
 
-// RPC exposes the CometBFT RPC client for what this package does not wrap.
-func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }
-
-// Close stops the commit tracker. Waiting calls return ErrClosed.
+// Close stops the commit tracker and, for a client Dial made, releases its
+// backend (saving the newest trusted header). Waiting calls return
+// ErrClosed.
 func (c *Client) Close() {
 	c.mu.Lock()
 	t := c.tracker
+	closed := c.closed
 	c.tracker, c.closed = nil, true
 	c.mu.Unlock()
 	if t != nil {
 		t.stop()
 	}
+	if !closed && c.owned {
+		_ = c.b.Close()
+	}
 }
 
-// query runs an ABCI query and decodes the value into v.
+// saw records that reads from now on must show the state after height h.
+func (c *Client) saw(h int64) {
+	c.mu.Lock()
+	c.seen = max(c.seen, h)
+	c.mu.Unlock()
+}
+
+// header returns a verified header whose state (height-1) is at least
+// what the client saw, reusing the newest one for Options.Reuse.
+func (c *Client) header(ctx context.Context) (Header, error) {
+	c.mu.Lock()
+	top, at, need := c.top, c.topAt, max(c.seen, 1)
+	c.mu.Unlock()
+	now := c.opts.Now()
+	if top.Height-1 >= need && now.Sub(at) < c.opts.Reuse {
+		return top, c.fresh(top, now)
+	}
+	c.hmu.Lock()
+	defer c.hmu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, c.opts.CommitTimeout)
+	defer cancel()
+	for {
+		h, err := c.b.Latest(wctx)
+		if err != nil {
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return Header{}, fmt.Errorf("no verified header after height %d within %s: %w", need, c.opts.CommitTimeout, err)
+			}
+			return Header{}, err
+		}
+		now := c.opts.Now()
+		c.mu.Lock()
+		if h.Height >= c.top.Height {
+			c.top, c.topAt = h, now
+		}
+		c.mu.Unlock()
+		if h.Height-1 >= need {
+			return h, c.fresh(h, now)
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return Header{}, ctx.Err()
+			}
+			return Header{}, fmt.Errorf("the ledger produced no block after height %d within %s: it may be stalled; check `zgrid chain status`", h.Height, c.opts.CommitTimeout)
+		case <-time.After(c.opts.PollInterval):
+		}
+	}
+}
+
+func (c *Client) fresh(h Header, now time.Time) error {
+	if age := now.Sub(h.Time); age > c.opts.MaxAge {
+		return fmt.Errorf("%w: block %d is from %s (%s ago): the chain has stopped, or the validator is cut off from it; try another validator (--ledger) or check the clocks", ErrStale, h.Height, h.Time.UTC().Format(time.RFC3339), age.Round(time.Second))
+	}
+	return nil
+}
+
+// query runs an ABCI query with a proof against a verified header and
+// decodes into v the answer it computes from the proof. A refusal the
+// proof shows (such as not found) is returned as such; an answer that does
+// not verify wraps ErrUntrusted.
 func (c *Client) query(ctx context.Context, path string, data []byte, v any) error {
-	res, err := c.rpc.ABCIQuery(ctx, path, data)
+	h, err := c.header(ctx)
 	if err != nil {
 		return fmt.Errorf("query %s: %w", path, err)
 	}
-	r := res.Response
-	if r.Code != 0 {
-		if ledger.Code(r.Code) == ledger.CodeNotFound {
-			return fmt.Errorf("%w: %s", ErrNotFound, r.Log)
-		}
-		return &ledger.Rejection{Code: ledger.Code(r.Code), Reason: r.Log}
+	want := h.Height - 1
+	res, err := c.b.Query(ctx, path, data, want)
+	if err != nil {
+		return fmt.Errorf("query %s: %w", path, err)
 	}
-	if err := wire.Unmarshal(r.Value, v); err != nil {
-		return fmt.Errorf("query %s: bad answer: %w", path, err)
+	if res.Height != want {
+		return fmt.Errorf("%w: query %s: asked for the state at height %d, the answer is for %d", ErrUntrusted, path, want, res.Height)
+	}
+	if res.ProofOps == nil || len(res.ProofOps.Ops) != 1 || res.ProofOps.Ops[0].Type != ledger.ProofOpType {
+		reason := "it has no state proof"
+		if res.Code != 0 {
+			reason = fmt.Sprintf("it has no state proof (the validator says: %s)", res.Log)
+		}
+		return fmt.Errorf("%w: query %s at height %d: %s", ErrUntrusted, path, want, reason)
+	}
+	val, err := ledger.VerifyAnswer(h.AppHash, want, path, data, res.ProofOps.Ops[0].Data)
+	var rej *ledger.Rejection
+	switch {
+	case errors.As(err, &rej) && rej.Code == ledger.CodeNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, rej.Reason)
+	case rej != nil:
+		return rej
+	case err != nil:
+		return fmt.Errorf("%w: query %s at height %d: %v", ErrUntrusted, path, want, err)
+	}
+	if err := wire.Unmarshal(val, v); err != nil {
+		return fmt.Errorf("query %s: %w", path, err)
 	}
 	return nil
+}
+
+// TrustRoot is the newest header this client verified, as a root another
+// client (a node the farm owner approves, another machine) can start
+// verifying the same chain from.
+func (c *Client) TrustRoot(ctx context.Context) (TrustRoot, error) {
+	h, err := c.header(ctx)
+	if err != nil {
+		return TrustRoot{}, err
+	}
+	return TrustRoot{Chain: c.chain, Height: h.Height, Hash: HexBytes(h.Hash), Period: DefaultTrustPeriod}, nil
 }

@@ -73,23 +73,17 @@ const (
 // reportedEvents returns the events of every successful report of the
 // contract, in commit order.
 func (c *Client) reportedEvents(ctx context.Context, id uint64) ([]eventlog.Signed, error) {
-	var events []eventlog.Signed
-	q := fmt.Sprintf("contract.id = '%d' AND contract.action = 'report'", id)
-	perPage := 100
-	for page := 1; ; page++ {
-		res, err := c.rpc.TxSearch(ctx, q, false, &page, &perPage, "asc")
-		if err != nil {
-			return nil, fmt.Errorf("search reports of contract %d: %w", id, err)
-		}
-		for _, r := range res.Txs {
-			tx, err := ledger.DecodeTx(r.Tx)
-			if err != nil || tx.Body.Op.ContractReport == nil || r.TxResult.Code != 0 {
-				continue // not a successful report: nothing of it is on the record
-			}
-			events = append(events, tx.Body.Op.ContractReport.Events...)
-		}
-		if page*perPage >= res.TotalCount {
-			return events, nil
-		}
+	txs, err := c.b.Reports(ctx, id)
+	if err != nil {
+		return nil, err
 	}
+	var events []eventlog.Signed
+	for _, raw := range txs {
+		tx, err := ledger.DecodeTx(raw)
+		if err != nil || tx.Body.Op.ContractReport == nil || tx.Body.Op.ContractReport.Contract != id {
+			continue // not a report of this contract: nothing of it counts
+		}
+		events = append(events, tx.Body.Op.ContractReport.Events...)
+	}
+	return events, nil
 }

@@ -101,13 +101,16 @@ func (c *Client) list(ctx context.Context, path string) ([]ledger.Contract, erro
 	}
 }
 
-// Status is the chain's view from one validator.
+// Status is the chain as this client verified it: the newest verified
+// header, its app hash and hash, and the validator set that signed it.
 type Status struct {
 	Chain      string      `json:"chain_id"`
 	Height     int64       `json:"height"`
+	Hash       string      `json:"hash"`
 	AppHash    string      `json:"app_hash"`
 	BlockTime  string      `json:"block_time"`
 	CatchingUp bool        `json:"catching_up"`
+	Verified   bool        `json:"verified"`
 	Validators []Validator `json:"validators"`
 }
 
@@ -118,24 +121,9 @@ type Validator struct {
 	Power   int64  `json:"power"`
 }
 
-// Status reports height, app hash and the validator set.
+// Status reports the newest verified header and the validator set.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	st, err := c.rpc.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	h := st.SyncInfo.LatestBlockHeight
-	s := &Status{Chain: st.NodeInfo.Network, Height: h, AppHash: st.SyncInfo.LatestAppHash.String(),
-		BlockTime: st.SyncInfo.LatestBlockTime.UTC().Format("2006-01-02T15:04:05Z"), CatchingUp: st.SyncInfo.CatchingUp}
-	perPage := 100
-	vs, err := c.rpc.Validators(ctx, nil, nil, &perPage)
-	if err != nil {
-		return nil, fmt.Errorf("validators: %w", err)
-	}
-	for _, v := range vs.Validators {
-		s.Validators = append(s.Validators, Validator{Address: v.Address.String(), PubKey: fmt.Sprintf("%X", v.PubKey.Bytes()), Power: v.VotingPower})
-	}
-	return s, nil
+	return c.b.Status(ctx)
 }
 
 // Nodes returns every node, removed ones included (Node.Removed), in id

@@ -5,11 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"time"
-
-	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
@@ -161,6 +157,7 @@ func (p *Pending) Wait(ctx context.Context) (*Result, error) {
 		if !ok {
 			return nil, ErrClosed
 		}
+		p.c.saw(r.Height)
 		return r, r.Err()
 	case <-wctx.Done():
 		if ctx.Err() != nil {
@@ -179,20 +176,16 @@ func (c *Client) Broadcast(ctx context.Context, raw []byte) (*Pending, error) {
 	}
 	hash := sha256.Sum256(raw)
 	p := &Pending{c: c, t: t, hash: hash, done: t.wait(hash)}
-	br, err := c.broadcastSync(ctx, raw)
-	if rej := asRejection(err); rej != nil {
+	err = c.b.Broadcast(ctx, raw)
+	var rej *ledger.Rejection
+	if errors.As(err, &rej) {
 		t.forget(hash)
 		p.rej = &Result{Hash: hash, Code: rej.Code, Log: rej.Reason}
 		return p, rej
 	}
 	if err != nil {
 		t.forget(hash)
-		return nil, fmt.Errorf("send transaction: %w", err)
-	}
-	if br.Code != 0 {
-		t.forget(hash)
-		p.rej = &Result{Hash: hash, Code: ledger.Code(br.Code), Log: br.Log}
-		return p, &ledger.Rejection{Code: ledger.Code(br.Code), Reason: br.Log}
+		return nil, err
 	}
 	return p, nil
 }
@@ -210,21 +203,5 @@ func decodeResult(r *Result, data []byte) {
 	var tr ledger.TxResult
 	if len(data) > 0 && wire.Unmarshal(data, &tr) == nil {
 		r.ID, r.Name = tr.ID, tr.Name
-	}
-}
-
-// broadcastSync sends raw, waiting out a validator that is still catching
-// up with its peers (it refuses transactions until it has synced).
-func (c *Client) broadcastSync(ctx context.Context, raw []byte) (*ctypes.ResultBroadcastTx, error) {
-	for {
-		br, err := c.rpc.BroadcastTxSync(ctx, raw)
-		if err == nil || !strings.Contains(err.Error(), "catching up") {
-			return br, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("the validator is still catching up with its peers: %w", ctx.Err())
-		case <-time.After(10 * c.opts.PollInterval):
-		}
 	}
 }

@@ -34,22 +34,14 @@ type Block struct {
 	Events  []Event // in order: per transaction, then block events
 }
 
-// fetchBlock reads a committed block's transactions and results.
-func (c *Client) fetchBlock(ctx context.Context, h int64) (*Block, error) {
-	blk, err := c.rpc.Block(ctx, &h)
-	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", h, err)
+// newBlock pairs a block's transactions with their results.
+func newBlock(h int64, txs [][]byte, results []*abci.ExecTxResult, blockEvents []abci.Event) (*Block, error) {
+	if len(results) != len(txs) {
+		return nil, fmt.Errorf("block %d: %d txs but %d results", h, len(txs), len(results))
 	}
-	res, err := c.rpc.BlockResults(ctx, &h)
-	if err != nil {
-		return nil, fmt.Errorf("block results %d: %w", h, err)
-	}
-	if len(res.TxResults) != len(blk.Block.Data.Txs) {
-		return nil, fmt.Errorf("block %d: %d txs but %d results", h, len(blk.Block.Data.Txs), len(res.TxResults))
-	}
-	b := &Block{Height: h, Results: make(map[[32]byte]*Result, len(res.TxResults))}
-	for i, tx := range blk.Block.Data.Txs {
-		er := res.TxResults[i]
+	b := &Block{Height: h, Results: make(map[[32]byte]*Result, len(results))}
+	for i, tx := range txs {
+		er := results[i]
 		r := &Result{Hash: sha256.Sum256(tx), Height: h, Code: ledger.Code(er.Code), Log: er.Log}
 		if er.Code == 0 {
 			decodeResult(r, er.Data)
@@ -58,7 +50,7 @@ func (c *Client) fetchBlock(ctx context.Context, h int64) (*Block, error) {
 		}
 		b.Results[r.Hash] = r
 	}
-	b.Events = append(b.Events, convertEvents(h, res.FinalizeBlockEvents)...)
+	b.Events = append(b.Events, convertEvents(h, blockEvents)...)
 	return b, nil
 }
 
@@ -74,13 +66,10 @@ func convertEvents(h int64, evs []abci.Event) []Event {
 	return out
 }
 
-// LatestHeight is the last committed height.
+// LatestHeight is the last committed height, as the validator says: a
+// place to follow blocks from, not a fact to act on.
 func (c *Client) LatestHeight(ctx context.Context) (int64, error) {
-	st, err := c.rpc.Status(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return st.SyncInfo.LatestBlockHeight, nil
+	return c.b.LatestHeight(ctx)
 }
 
 // Follow calls fn for every committed block after height from, in order,
@@ -93,7 +82,7 @@ func (c *Client) Follow(ctx context.Context, from int64, fn func(*Block) error) 
 		latest, err := c.LatestHeight(ctx)
 		for err == nil && next <= latest {
 			var b *Block
-			if b, err = c.fetchBlock(ctx, next); err == nil {
+			if b, err = c.b.Block(ctx, next); err == nil {
 				if err := fn(b); err != nil {
 					return err
 				}

@@ -37,6 +37,7 @@ func (c *Client) WatchContracts(ctx context.Context, from int64, f ContractFilte
 				if (f.Node != 0 && ce.Node != f.Node) || (f.Owner != 0 && ce.Owner != f.Owner) {
 					continue
 				}
+				c.saw(ce.Height) // a read after this event shows its effect
 				select {
 				case out <- ce:
 				case <-ctx.Done():

@@ -71,6 +71,7 @@ type cluster struct {
 	net     *network
 	vals    []*validator
 	clients []*client.Client
+	root    client.TrustRoot // what every client verifies from
 }
 
 // startCluster builds zgridd, writes an n-validator testnet, starts every
@@ -94,7 +95,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		if err := c.net.checkRPC(i, v.url); err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
-		c.clients = append(c.clients, dial(t, v.name, v.url))
+		c.clients = append(c.clients, dial(t, v.name, v.url, &c.root))
 	}
 	return c
 }
@@ -133,13 +134,13 @@ func (c *cluster) validatorAddress(t *testing.T, i int) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
 	defer cancel()
-	st, err := c.clients[i].RPC().Status(ctx)
+	st, err := rpcOf(c.clients[i]).Status(ctx)
 	if err != nil {
 		t.Fatalf("%s: %v", c.vals[i].name, err)
 	}
 	addr := st.ValidatorInfo.Address
 	perPage := 100
-	vals, err := c.clients[0].RPC().Validators(ctx, nil, nil, &perPage)
+	vals, err := rpcOf(c.clients[0]).Validators(ctx, nil, nil, &perPage)
 	if err != nil {
 		t.Fatalf("%s: validators: %v", c.vals[0].name, err)
 	}
@@ -167,7 +168,7 @@ func (c *cluster) restart(t *testing.T, i int) {
 	t.Helper()
 	v := c.vals[i]
 	v.start(t)
-	c.clients[i] = dial(t, v.name, v.url)
+	c.clients[i] = dial(t, v.name, v.url, &c.root)
 }
 
 // stopAll sends SIGTERM to every running validator at once and requires
@@ -193,7 +194,7 @@ func requireSignedWithout(t *testing.T, c *client.Client, addr []byte, from, to 
 	}
 	for h := from; h <= to; h++ {
 		ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-		res, err := c.RPC().Commit(ctx, &h)
+		res, err := rpcOf(c).Commit(ctx, &h)
 		cancel()
 		if err != nil {
 			t.Fatalf("commit %d: %v", h, err)

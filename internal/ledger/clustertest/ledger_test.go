@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"testing"
 	"time"
 
@@ -45,22 +46,40 @@ func poll(t *testing.T, what string, check func(ctx context.Context) error) {
 	}
 }
 
-// dial connects a client to url, retrying until the RPC answers.
-func dial(t *testing.T, name, url string) *client.Client {
+// dial connects a client to url, retrying until the RPC answers. The
+// first client of a cluster trusts the chain it finds (the test made it);
+// every later one verifies from that client's root, so all of them check
+// they read the same chain.
+func dial(t *testing.T, name, url string, root *client.TrustRoot) *client.Client {
 	t.Helper()
 	var c *client.Client
 	poll(t, "dial "+name+" at "+url, func(ctx context.Context) error {
 		var err error
-		c, err = client.Dial(ctx, url, client.Options{CommitTimeout: commitTimeout})
+		opts := client.Options{CommitTimeout: commitTimeout, TrustRoot: root}
+		if root.Chain == "" {
+			opts.TrustRoot, opts.TrustOnFirstUse = nil, true
+			opts.OnFirstUse = func(r client.TrustRoot) { *root = r }
+		}
+		c, err = client.Dial(ctx, url, opts)
 		return err
 	})
 	t.Cleanup(c.Close)
 	return c
 }
 
+// rpcOf is a raw RPC client of c's validator, for what the tests inspect
+// below the ledger client (commits, validator sets).
+func rpcOf(c *client.Client) *rpchttp.HTTP {
+	r, err := rpchttp.New(c.URL())
+	if err != nil {
+		panic(err) // c.URL() was already dialled
+	}
+	return r
+}
+
 // height is the latest block height one validator reports.
 func height(ctx context.Context, c *client.Client) (int64, error) {
-	st, err := c.RPC().Status(ctx)
+	st, err := rpcOf(c).Status(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -101,12 +120,12 @@ func maxHeight(t *testing.T, cs map[string]*client.Client) int64 {
 // block h: from its own results for h, and from the header of block h+1,
 // which commits to it. The two must agree.
 func appHashes(ctx context.Context, c *client.Client, h int64) (fromResults, fromHeader []byte, err error) {
-	res, err := c.RPC().BlockResults(ctx, &h)
+	res, err := rpcOf(c).BlockResults(ctx, &h)
 	if err != nil {
 		return nil, nil, fmt.Errorf("block results %d: %w", h, err)
 	}
 	next := h + 1
-	commit, err := c.RPC().Commit(ctx, &next)
+	commit, err := rpcOf(c).Commit(ctx, &next)
 	if err != nil {
 		return nil, nil, fmt.Errorf("commit %d: %w", next, err)
 	}

@@ -50,10 +50,62 @@ func Start(t testing.TB, params *ledger.Params) *client.Client {
 		}
 		db.Close()
 	})
-	c, err := client.Dial(ctx, "http://"+n.RPCAddr(), client.Options{CommitTimeout: 20 * time.Second})
+	root := Trust(t, n)
+	c, err := client.Dial(ctx, "http://"+n.RPCAddr(), client.Options{CommitTimeout: 20 * time.Second, TrustRoot: &root})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// Trust returns the trust root of a validator this test runs: its chain
+// id and first block, read from its own store.
+func Trust(t testing.TB, n *chain.Node) client.TrustRoot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, hash, err := n.FirstBlock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.TrustRoot{Chain: id, Height: 1, Hash: hash, Period: client.DefaultTrustPeriod}
+}
+
+// Memory runs an in-process ledger (client.Memory: the app without
+// CometBFT, blocks every 20 ms) until the test ends, and returns a client
+// of it. params nil means defaults.
+func Memory(t testing.TB, params *ledger.Params) (*client.Memory, *client.Client) {
+	t.Helper()
+	opts := client.MemoryOptions{}
+	if params != nil {
+		opts.Params = *params
+	}
+	m, err := client.NewMemory(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c, err := m.Client(context.Background(), client.Options{CommitTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return m, c
+}
+
+// TrustFile writes the newest header c verified to a trust file in a
+// temporary directory, for processes and commands the test starts against
+// the same ledger (`--trust-root`, `--trust`, ZGRID_TRUST).
+func TrustFile(t testing.TB, c *client.Client) string {
+	t.Helper()
+	root, err := c.TrustRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "trust.json")
+	if err := client.WriteTrustFile(path, root); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
