@@ -130,4 +130,10 @@ func TestCLIErrorsSayWhatToDo(t *testing.T) {
 	}
 }
 
-func startLedger(t *testing.T) string { return ledgertest.Start(t, nil).URL() }
+// startLedger runs a ledger for the test and points zgrid's trusted state
+// (ZGRID_TRUST) at a file seeded from it.
+func startLedger(t *testing.T) string {
+	c := ledgertest.Start(t, nil)
+	t.Setenv("ZGRID_TRUST", ledgertest.TrustFile(t, c))
+	return c.URL()
+}

@@ -86,7 +86,7 @@ func registerNode(t *testing.T, url, ownerKey string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(t.Context(), url, client.Options{})
+	c, err := client.Dial(t.Context(), url, client.Options{TrustFile: os.Getenv("ZGRID_TRUST")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	zgnode "github.com/zerogrid/zerogrid/internal/node"
 )
 
 func newFarmCmd(g *globals) *cobra.Command {
@@ -71,7 +72,10 @@ func newFarmApproveCmd(g *globals) *cobra.Command {
 		Long: `Signs, with your key (--key, the farm owner's), your consent for the node
 key to register in the farm, and writes it to FILE for the node's operator:
 'zgridd node … --approval FILE'. The approval is bound to this ledger, the
-farm and that one key, and expires after --valid.`,
+farm and that one key, and expires after --valid. The file also carries the
+newest ledger block zgrid verified, so that the node, on its first start,
+verifies the ledger from what you trust rather than from whatever validator
+it reaches: hand the file over by a channel you trust.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nk, err := identity.ParseNodeKey(node)
@@ -86,7 +90,7 @@ farm and that one key, and expires after --valid.`,
 				if err != nil {
 					return err
 				}
-				ap, err := ledger.NewFarmApproval(s.key.Key, s.client.Chain(), f.ID, nk, time.Now().Add(valid).Unix())
+				ap, err := zgnode.NewApprovalFile(ctx, s.client, s.key.Key, f.ID, nk, time.Now().Add(valid).Unix())
 				if err != nil {
 					return err
 				}

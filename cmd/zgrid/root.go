@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,13 +18,15 @@ import (
 
 // globals are the flags every command shares.
 type globals struct {
-	grid    string
-	ledger  string
-	keyPath string
-	output  string
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	grid         string
+	ledger       string
+	trustFile    string
+	trustOptions string
+	keyPath      string
+	output       string
+	timeout      time.Duration
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -35,7 +39,17 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 Keys never leave your machine: a key file is encrypted under a passphrase
 (asked for at a prompt, or read from ZGRID_PASSPHRASE for scripts). Every
 change you make is a transaction signed with your key and recorded on the
-ledger, which validators replicate with Byzantine fault tolerance.`,
+ledger, which validators replicate with Byzantine fault tolerance.
+
+zgrid trusts no validator for what it reads: every answer comes with a
+proof checked against a block header that zgrid verifies itself with
+CometBFT's light client, from a trusted state it keeps in a file (--trust).
+With --grid that file is the grid's own (written by 'zgrid up'). Otherwise,
+the first time zgrid talks to a ledger it trusts that ledger's newest block
+(trust on first use: it says so on stderr) and verifies everything after it
+from there; to pin a chain from a source you trust instead, pass
+--trust-options HEIGHT:HASH, as 'zgrid chain status' prints them on a
+machine you trust.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,6 +65,8 @@ ledger, which validators replicate with Byzantine fault tolerance.`,
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase (env ZGRID_GRID)")
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
+	f.StringVar(&g.trustFile, "trust", os.Getenv("ZGRID_TRUST"), "trusted ledger state file, kept current as zgrid verifies newer blocks (default: the grid's, or one per ledger URL under your config directory; env ZGRID_TRUST)")
+	f.StringVar(&g.trustOptions, "trust-options", "", "HEIGHT:HASH of a block header to trust (from `zgrid chain status` on a machine you trust); replaces the trusted state")
 	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
 	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
 	root.AddCommand(newExposeCmd(g))
@@ -90,9 +106,37 @@ func (g *globals) loadKey() (*identity.KeyFile, error) {
 	return identity.ReadKeyFile(g.keyPath, pass)
 }
 
-// dial connects to the ledger.
+// dial connects to the ledger, verifying from the trusted state file.
 func (g *globals) dial(ctx context.Context) (*client.Client, error) {
-	return client.Dial(ctx, g.ledger, client.Options{CommitTimeout: g.timeout})
+	path := g.trustFile
+	if path == "" {
+		var err error
+		if path, err = defaultTrustFile(g.ledger); err != nil {
+			return nil, err
+		}
+	}
+	return client.Dial(ctx, g.ledger, client.Options{CommitTimeout: g.timeout,
+		TrustFile: path, TrustOptions: g.trustOptions, TrustOnFirstUse: true,
+		OnFirstUse: func(r client.TrustRoot) {
+			fmt.Fprintf(g.stderr, "zgrid: first use of the ledger at %s: trusting chain %s at block %d (hash %s), saved in %s; everything later is verified from it. To pin another block, pass --trust-options HEIGHT:HASH.\n",
+				g.ledger, r.Chain, r.Height, r.Hash, path)
+		}})
+}
+
+// defaultTrustFile is where zgrid keeps the trusted state of a ledger
+// it was not given a file for: one file per ledger URL.
+func defaultTrustFile(ledgerURL string) (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no config directory for the trusted ledger state (%v): pass --trust FILE", err)
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, strings.TrimPrefix(strings.TrimPrefix(ledgerURL, "http://"), "https://"))
+	return filepath.Join(dir, "zgrid", "trust", name+".json"), nil
 }
 
 // withTimeout bounds a command's ledger work.
@@ -106,12 +150,15 @@ func (g *globals) applyGrid(cmd *cobra.Command) error {
 	if g.grid == "" {
 		return nil
 	}
-	ledger, key := g.ledger, g.keyPath
+	ledger, key, trust := g.ledger, g.keyPath, g.trustFile
 	if err := g.useGrid(g.grid); err != nil {
 		return fmt.Errorf("--grid %s: %w", g.grid, err)
 	}
 	if cmd.Flags().Changed("ledger") {
 		g.ledger = ledger
+	}
+	if trust != "" {
+		g.trustFile = trust
 	}
 	if cmd.Flags().Changed("key") {
 		g.keyPath = key

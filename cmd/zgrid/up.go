@@ -66,7 +66,7 @@ func (g *globals) useGrid(path string) error {
 	if err != nil {
 		return err
 	}
-	g.ledger, g.keyPath = f.Ledger, f.UserKey
+	g.ledger, g.keyPath, g.trustFile = f.Ledger, f.UserKey, f.Trust
 	if os.Getenv("ZGRID_PASSPHRASE") == "" {
 		pass, err := f.Passphrase()
 		if err != nil {

@@ -45,7 +45,7 @@ func TestUpNetworkAcrossNodes(t *testing.T) {
 	}
 	t.Setenv("ZGRID_PASSPHRASE", string(pass))
 	image := exampleImage(t, gf)
-	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{})
+	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{TrustFile: gf.Trust})
 	if err != nil {
 		t.Fatal(err)
 	}

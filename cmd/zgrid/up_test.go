@@ -117,7 +117,7 @@ func TestUpDeployHello(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy printed %q", out)
 	}
-	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{})
+	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{TrustFile: gf.Trust})
 	if err != nil {
 		t.Fatal(err)
 	}

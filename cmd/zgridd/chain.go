@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/chain"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
 )
 
 type chainFlags struct {
@@ -31,7 +35,11 @@ func newChainCmd(g *globals) *cobra.Command {
 'zgridd chain testnet' join a multi-validator network instead.
 
 The RPC (queries and transaction submission) listens on 127.0.0.1 unless
---rpc says otherwise. Stop with Ctrl-C or SIGTERM: the state is on disk and
+--rpc says otherwise. Once block 1 is committed the validator writes
+HOME/trust.json: the chain id and block 1's hash, read from its own store.
+Clients verify every answer from a root like it ('zgrid --trust-options',
+'zgridd node --trust-root', 'zgridd gateway --trust-root'): hand it to them
+by a channel you trust. Stop with Ctrl-C or SIGTERM: the state is on disk and
 the next start continues from the last committed block.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runChain(cmd, g, f) },
@@ -79,9 +87,30 @@ func runChain(cmd *cobra.Command, g *globals, f *chainFlags) error {
 	}
 	h, _ := app.Height()
 	fmt.Fprintf(cmd.OutOrStdout(), "ledger ready: rpc http://%s height %d home %s\n", node.RPCAddr(), h, f.home)
+	trustDone := make(chan struct{})
+	go func() {
+		defer close(trustDone)
+		writeTrustRoot(cmd.Context(), cmd.OutOrStdout(), node, filepath.Join(f.home, "trust.json"), log)
+	}()
 	<-cmd.Context().Done()
+	<-trustDone
 	log.Info("stopping validator")
 	return node.Stop()
+}
+
+// writeTrustRoot writes the chain's trust root (block 1, from the
+// validator's own store) to path once block 1 exists.
+func writeTrustRoot(ctx context.Context, out io.Writer, n *chain.Node, path string, log *slog.Logger) {
+	id, hash, err := n.FirstBlock(ctx)
+	if err != nil {
+		return // stopped before block 1
+	}
+	root := client.TrustRoot{Chain: id, Height: 1, Hash: hash, Period: client.DefaultTrustPeriod}
+	if err := client.WriteTrustFile(path, root); err != nil {
+		log.Warn("write trust root", "file", path, "err", err)
+		return
+	}
+	fmt.Fprintf(out, "trust root: %s (chain %s, block 1 %s)\n", path, id, root.Hash)
 }
 
 func newTestnetCmd(g *globals) *cobra.Command {

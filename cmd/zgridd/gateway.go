@@ -12,11 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zerogrid/zerogrid/internal/gateway"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/tunnel"
 )
 
 type gatewayFlags struct {
-	domain, ledger, dir                 string
+	domain, ledger, dir, trustRoot      string
 	listen, tunnelListen, metricsListen string
 	acmeDir, acmeEmail                  string
 	drain                               time.Duration
@@ -31,7 +32,8 @@ func newGatewayCmd(g *globals) *cobra.Command {
 		Long: `Serves https://NAME.DOMAIN on --listen for backends that reached this gateway
 through an outbound tunnel on --tunnel-listen (QUIC on UDP, TLS on TCP, same
 port). A backend may serve a name only with a key the name's contract on
-the ledger authorizes. Names whose backends ask for passthrough get the raw
+the ledger authorizes (read with proofs, verified from the trusted ledger
+state in --dir). Names whose backends ask for passthrough get the raw
 TLS bytes (the backend holds the certificate); the others are terminated
 here and proxied as HTTP/1.1, WebSocket included, with X-Forwarded-For.
 
@@ -49,7 +51,8 @@ flight finish for --drain, then closes what is left.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.domain, "domain", "", "DNS suffix served: names are NAME.DOMAIN")
 	fl.StringVar(&f.ledger, "ledger", "http://127.0.0.1:26657", "ledger RPC URL (who may serve which name)")
-	fl.StringVar(&f.dir, "dir", "", "state directory: tunnel key, local CA or ACME storage (created if missing)")
+	fl.StringVar(&f.dir, "dir", "", "state directory: tunnel key, local CA or ACME storage, trusted ledger state (created if missing)")
+	fl.StringVar(&f.trustRoot, "trust-root", "", "trust file to start verifying the ledger from, when DIR/ledger-trust.json does not exist yet (from `zgrid up` or `zgridd chain`)")
 	fl.StringVar(&f.listen, "listen", ":443", "HTTPS address for clients, host:port")
 	fl.StringVar(&f.tunnelListen, "tunnel-listen", ":4443", "address backends' tunnels connect to (UDP for QUIC and TCP for TLS)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus metrics address (keep it on loopback; empty: off)")
@@ -81,7 +84,12 @@ func runGateway(cmd *cobra.Command, g *globals, f *gatewayFlags) error {
 	if err != nil {
 		return err
 	}
-	lc, err := dialLedger(ctx, f.ledger)
+	opts, err := client.KeepTrust(filepath.Join(f.dir, "ledger-trust.json"), f.trustRoot, nil, "")
+	if err != nil {
+		return err
+	}
+	opts.Logger = log
+	lc, err := dialLedger(ctx, f.ledger, opts)
 	if err != nil {
 		return fmt.Errorf("ledger %s: %w", f.ledger, err)
 	}

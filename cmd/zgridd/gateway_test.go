@@ -43,7 +43,7 @@ func TestGatewayProcess(t *testing.T) {
 	dir := t.TempDir()
 	https, tun, metrics := freePort(t), freePort(t), freePort(t)
 	p, lines := startGatewayProcess(t, bin, "gateway", "--domain", "grid.test", "--ledger", c.URL(), "--dir", dir,
-		"--listen", https, "--tunnel-listen", tun, "--metrics-listen", metrics, "--drain", "2s")
+		"--trust-root", ledgertest.TrustFile(t, c), "--listen", https, "--tunnel-listen", tun, "--metrics-listen", metrics, "--drain", "2s")
 	var gwKey identity.PublicKey
 	for _, l := range lines {
 		if k, ok := strings.CutPrefix(l, "gateway key: "); ok {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -29,6 +30,7 @@ const Version = "0.1.0"
 
 type nodeFlags struct {
 	ledger, key, data, approval, runDir, subnet string
+	trustRoot                                   string
 	overlay                                     string // IP:PORT announced and listened on; empty: no overlay
 	farm                                        uint64
 	heartbeat                                   time.Duration
@@ -47,7 +49,15 @@ reports its capacity, and turns the contracts addressed to it into running
 workloads. It only dials out: it opens no listening socket and runs no remote
 command. Stop it with Ctrl-C or SIGTERM: workloads keep running and the next
 start adopts them. The key file's passphrase comes from ZGRID_PASSPHRASE or a
-prompt.`,
+prompt.
+
+The node trusts no validator: it verifies every block header it uses with
+CometBFT's light client and every answer against a header's app hash, from
+a trusted state it keeps in DATA/ledger-trust.json. On its first start that
+state comes from --trust-root FILE (a trust file from 'zgrid up' or
+'zgridd chain') or from the farm approval (which carries the farm owner's
+verified view of the chain); the node never takes its chain id or validators
+from the ledger it asks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, f) },
 	}
@@ -57,6 +67,7 @@ prompt.`,
 	fl.Uint64Var(&f.farm, "farm", 0, "farm this node belongs to")
 	fl.StringVar(&f.data, "data", "", "data directory (workloads, images, event journals)")
 	fl.StringVar(&f.approval, "approval", "", "farm owner's approval file, needed on first registration")
+	fl.StringVar(&f.trustRoot, "trust-root", "", "trust file to start verifying the ledger from on first start (default: the approval's)")
 	fl.StringVar(&f.runDir, "run-dir", "", "tmpfs directory for container bundles (default /run/zerogrid/<instance>)")
 	fl.StringVar(&f.subnet, "subnet", "", "IPv4 range for container links, /30 each (default 10.250.0.0/16)")
 	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity")
@@ -78,16 +89,25 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
-	c, err := dialLedger(ctx, f.ledger)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	approval, err := readApproval(f.approval)
 	if err != nil {
 		return err
 	}
-	id, err := node.Register(ctx, c, key, f.farm, approval, log)
+	opts, err := node.LedgerTrust(f.data, f.trustRoot, approval)
+	if err != nil {
+		return err
+	}
+	opts.Logger = log
+	c, err := dialLedger(ctx, f.ledger, opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var ap *ledger.FarmApproval
+	if approval != nil {
+		ap = &approval.FarmApproval
+	}
+	id, err := node.Register(ctx, c, key, f.farm, ap, log)
 	if err != nil {
 		return err
 	}
@@ -147,12 +167,13 @@ func loadNodeKey(path string) (identity.PrivateKey, error) {
 }
 
 // dialLedger waits for the ledger to answer, so that a node started with
-// (or before) its validator does not give up.
-func dialLedger(ctx context.Context, url string) (*client.Client, error) {
+// (or before) its validator does not give up. An answer that does not
+// verify is not waited out: it is refused at once.
+func dialLedger(ctx context.Context, url string, opts client.Options) (*client.Client, error) {
 	for {
-		c, err := client.Dial(ctx, url, client.Options{})
-		if err == nil {
-			return c, nil
+		c, err := client.Dial(ctx, url, opts)
+		if err == nil || errors.Is(err, client.ErrUntrusted) || errors.Is(err, client.ErrNoTrust) {
+			return c, err
 		}
 		select {
 		case <-ctx.Done():
@@ -162,15 +183,11 @@ func dialLedger(ctx context.Context, url string) (*client.Client, error) {
 	}
 }
 
-func readApproval(path string) (*ledger.FarmApproval, error) {
+func readApproval(path string) (*node.ApprovalFile, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return ledger.ParseFarmApproval(b)
+	return node.ReadApprovalFile(path)
 }
 
 func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain string, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
+	"github.com/zerogrid/zerogrid/internal/node"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
@@ -37,7 +38,12 @@ func TestNodeAgentProcess(t *testing.T) {
 	farm := submit(t, us, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}})
 	dir := t.TempDir()
 	nodeKey, keyFile := writeNodeKey(t, dir)
-	ap, _ := ledger.NewFarmApproval(user, c.Chain(), farm, nodeKey.Public(), time.Now().Add(time.Hour).Unix())
+	// The approval carries the farm owner's trust root: the node verifies
+	// the ledger from it, with no --trust-root.
+	ap, err := node.NewApprovalFile(t.Context(), c, user, farm, nodeKey.Public(), time.Now().Add(time.Hour).Unix())
+	if err != nil {
+		t.Fatal(err)
+	}
 	apFile := filepath.Join(dir, "approval.json")
 	b, _ := json.Marshal(ap)
 	os.WriteFile(apFile, b, 0o600)

@@ -17,6 +17,7 @@ type File struct {
 	Nodes          []Node   `json:"nodes"`
 	Farm           uint64   `json:"farm"`
 	ChainID        string   `json:"chain_id"`
+	Trust          string   `json:"trust"`             // the trusted ledger state (client.TrustRoot) clients verify from
 	Example        string   `json:"example,omitempty"` // the spec rewritten for this grid, if built
 	Gateway        *Gateway `json:"gateway,omitempty"`
 }

@@ -50,7 +50,7 @@ func (g *grid) startGateway(ctx context.Context, bin string) error {
 		tunnel = g.net.gateway().String() + ":0"
 	}
 	logPath := filepath.Join(dir, "gateway.log")
-	argv := []string{bin, "gateway", "--domain", GatewayDomain, "--ledger", g.file.Ledger, "--dir", dir,
+	argv := []string{bin, "gateway", "--domain", GatewayDomain, "--ledger", g.file.Ledger, "--trust-root", g.trustRoot, "--dir", dir,
 		"--listen", g.cfg.GatewayAddr, "--tunnel-listen", tunnel, "--metrics-listen", "127.0.0.1:0"}
 	cmd, out, err := spawn(argv, nil, logPath)
 	if err != nil {

@@ -78,16 +78,19 @@ func or[T comparable](v, def T) T {
 
 // grid is one Run's state; undo holds what to tear down, in reverse.
 type grid struct {
-	cfg      Config
-	log      *slog.Logger
-	keys     *keys
-	client   *client.Client
-	net      hostNet
-	nodes    []*nodeProc
-	undo     []func()
-	file     File
-	started  time.Time
-	userTwin uint64
+	cfg     Config
+	log     *slog.Logger
+	keys    *keys
+	client  *client.Client
+	net     hostNet
+	nodes   []*nodeProc
+	undo    []func()
+	file    File
+	started time.Time
+	// trustRoot is a file holding the chain's first block, which nodes
+	// and the gateway start verifying from.
+	trustRoot string
+	userTwin  uint64
 }
 
 // Run starts the grid in cfg.Dir, prints "grid ready" to cfg.Stdout when
@@ -183,7 +186,19 @@ func (g *grid) startServices(ctx context.Context) error {
 	})
 	g.file.Ledger = "http://" + v.node.RPCAddr()
 	g.file.Hub = "http://" + h.Addr().String()
-	if g.client, err = client.Dial(ctx, g.file.Ledger, client.Options{}); err != nil {
+	// The grid's validator runs in this process: its first block, read
+	// from its own store, is the trust root every client of the grid
+	// verifies the ledger from.
+	id, hash, err := v.node.FirstBlock(ctx)
+	if err != nil {
+		return err
+	}
+	g.file.Trust = filepath.Join(g.cfg.Dir, "trust.json")
+	root := client.TrustRoot{Chain: id, Height: 1, Hash: hash, Period: client.DefaultTrustPeriod}
+	if g.trustRoot, err = writeTrustRoot(g.file.Trust, root); err != nil {
+		return err
+	}
+	if g.client, err = client.Dial(ctx, g.file.Ledger, client.Options{TrustRoot: &root}); err != nil {
 		return err
 	}
 	g.undo = append(g.undo, g.client.Close)

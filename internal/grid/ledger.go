@@ -49,6 +49,20 @@ func startValidator(ctx context.Context, home, rpc string, interval time.Duratio
 	return &validator{db: db, node: n}, nil
 }
 
+// writeTrustRoot writes root to path (the trust file that clients of the
+// grid keep current) unless it exists for this chain already, and also to
+// path's sibling trust-root.json, which stays at the first block: nodes
+// and the gateway copy it into their own data directories on first start.
+func writeTrustRoot(path string, root client.TrustRoot) (string, error) {
+	if old, err := client.ReadTrustFile(path); err != nil || old.Chain != root.Chain {
+		if err := client.WriteTrustFile(path, root); err != nil {
+			return "", err
+		}
+	}
+	first := filepath.Join(filepath.Dir(path), "trust-root.json")
+	return first, client.WriteTrustFile(first, root)
+}
+
 func (v *validator) stop() error {
 	err := v.node.Stop()
 	return errors.Join(err, v.db.Close())

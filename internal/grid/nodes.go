@@ -84,7 +84,7 @@ func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry st
 		return err
 	}
 	args := []string{"node", "--ledger", ledgerURL, "--key", g.keys.nodePath(i), "--farm", strconv.FormatUint(g.file.Farm, 10),
-		"--data", p.data, "--approval", g.keys.approval(i), "--run-dir", p.runDir,
+		"--data", p.data, "--approval", g.keys.approval(i), "--trust-root", g.trustRoot, "--run-dir", p.runDir,
 		"--subnet", fmt.Sprintf("10.250.%d.0/24", i), "--heartbeat", g.cfg.Heartbeat.String()}
 	n := Node{}
 	if g.cfg.Namespaces {
