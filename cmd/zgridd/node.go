@@ -145,7 +145,8 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		if err != nil {
 			return nil, fmt.Errorf("measure capacity: %w", err)
 		}
-		return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types}, nil
+		return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types,
+			Conditions: node.LedgerConditions(c, time.Now())}, nil
 	}, f.heartbeat, log)
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
 	return r.Run(ctx)

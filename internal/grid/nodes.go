@@ -102,7 +102,15 @@ func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry st
 		return err
 	}
 	g.nodes = append(g.nodes, p)
-	acct, err := g.client.Account(ctx, key.Public())
+	// The node registered through its own client: this one may still read
+	// the state of a block or two before, so give it a moment.
+	var acct *ledger.Account
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if acct, err = g.client.Account(ctx, key.Public()); (err == nil && acct.Node != 0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil || acct.Node == 0 {
 		return fmt.Errorf("node %d said it was ready but is not registered (%v)", i, err)
 	}

@@ -29,11 +29,16 @@ type TwinSource interface {
 	Twin(ctx context.Context, id uint64) (*ledger.Twin, error)
 }
 
-// CheckConsent verifies, independently of the validator that served the
-// contract, that its owner signed this exact spec and secrets for this node
-// and generation with a key that is current for the owner now. It returns
-// the decoded spec.
-func CheckConsent(ctx context.Context, twins TwinSource, chain string, c *ledger.Contract) (*spec.Spec, error) {
+// CheckConsent verifies that the contract is addressed to this node
+// (self) and that its owner signed this exact spec and secrets for this
+// node and generation with a key that is current for the owner now. It
+// returns the decoded spec. The contract and the owner's key log come from
+// verified reads; the checks here hold even so, so that nothing but the
+// owner's signature for this node makes it run anything.
+func CheckConsent(ctx context.Context, twins TwinSource, chain string, self uint64, c *ledger.Contract) (*spec.Spec, error) {
+	if c.Node != self {
+		return nil, &Refusal{Reason: fmt.Sprintf("the contract is addressed to node %d, not to this node (%d)", c.Node, self)}
+	}
 	if sha256.Sum256(c.Spec) != c.SpecHash || sha256.Sum256(c.Secrets) != c.SecretsHash {
 		return nil, &Refusal{Reason: "the spec or secrets do not match the hashes the owner signed"}
 	}

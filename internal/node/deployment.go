@@ -138,7 +138,7 @@ func (d *deployment) converge(ctx context.Context, c *ledger.Contract) error {
 // ledger (reserving capacity) if this node has not yet.
 func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec, map[string][]byte, error) {
 	chain := d.r.cfg.Client.Chain()
-	s, err := CheckConsent(ctx, d.r.cfg.Client, chain, c)
+	s, err := CheckConsent(ctx, d.r.cfg.Client, chain, d.r.cfg.NodeID, c)
 	if err != nil {
 		return nil, nil, err
 	}

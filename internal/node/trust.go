@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
@@ -79,4 +81,25 @@ func LedgerTrust(dataDir, rootFile string, approval *ApprovalFile) (client.Optio
 		fallback = approval.Trust
 	}
 	return client.KeepTrust(TrustFile(dataDir), rootFile, fallback, "a farm approval that carries one (`zgrid farm approve-node` writes it)")
+}
+
+// ConditionLedgerUntrusted is the condition a node reports while the
+// ledger it reads serves answers that do not verify.
+const ConditionLedgerUntrusted = "ledger-untrusted"
+
+// untrustedWindow is how long a refused answer stays in the conditions.
+const untrustedWindow = 10 * time.Minute
+
+// LedgerConditions returns the node's conditions about the ledger it
+// reads: a refused answer in the last ten minutes, with its reason.
+func LedgerConditions(c *client.Client, now time.Time) []ledger.NodeCondition {
+	at, err := c.LastUntrusted()
+	if err == nil || now.Sub(at) > untrustedWindow {
+		return nil
+	}
+	reason := fmt.Sprintf("%s: %v", at.UTC().Format(time.RFC3339), err)
+	if len(reason) > ledger.MaxConditionReason {
+		reason = strings.ToValidUTF8(reason[:ledger.MaxConditionReason], "")
+	}
+	return []ledger.NodeCondition{{Type: ConditionLedgerUntrusted, Reason: reason}}
 }

@@ -10,11 +10,12 @@
 // the client believe a record that is not on the chain, or miss one that
 // is. Commit notices and events are hints that say when to read again.
 //
-// Reads are never older than what the client already saw: after its own
-// transaction committed at height H, or a watched event at H, the next
-// read shows the state after H (it waits for the header of H+1 when it has
-// to). Otherwise a read may reuse the newest verified header for a moment
-// (Options.Reuse) instead of asking for a new one each time.
+// Reads are never older than what the client already saw: the first read
+// shows the newest block's state; after its own transaction committed at
+// height H, or a watched event at H, the next read shows the state after H
+// (it waits for the header of H+1 when it has to). Otherwise a read may
+// reuse the newest verified header for a moment (Options.Reuse) instead of
+// asking for a new one each time.
 //
 // Commit tracking polls block results height by height instead of relying
 // on websocket pushes, which CometBFT drops for slow readers: no committed
@@ -122,6 +123,9 @@ type Client struct {
 	seen    int64     // reads must show the state after this height
 	tracker *tracker
 	closed  bool
+
+	untrusted   error // the newest failure to verify an answer
+	untrustedAt time.Time
 }
 
 // Dial connects to a validator's RPC at rawURL (http://host:port, or
@@ -222,6 +226,9 @@ func (c *Client) header(ctx context.Context) (Header, error) {
 	defer c.hmu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, c.opts.CommitTimeout)
 	defer cancel()
+	c.mu.Lock()
+	first := c.top.Height == 0
+	c.mu.Unlock()
 	for {
 		h, err := c.b.Latest(wctx)
 		if err != nil {
@@ -236,6 +243,12 @@ func (c *Client) header(ctx context.Context) (Header, error) {
 			c.top, c.topAt = h, now
 		}
 		c.mu.Unlock()
+		if first {
+			// A new client knows nothing of what other processes wrote
+			// (a deploy just before a status): its first read shows the
+			// state of the newest block there is, certified by the next.
+			need, first = max(need, h.Height), false
+		}
 		if h.Height-1 >= need {
 			return h, c.fresh(h, now)
 		}
@@ -262,6 +275,26 @@ func (c *Client) fresh(h Header, now time.Time) error {
 // proof shows (such as not found) is returned as such; an answer that does
 // not verify wraps ErrUntrusted.
 func (c *Client) query(ctx context.Context, path string, data []byte, v any) error {
+	err := c.verifiedQuery(ctx, path, data, v)
+	if errors.Is(err, ErrUntrusted) {
+		c.mu.Lock()
+		c.untrusted, c.untrustedAt = err, c.opts.Now()
+		c.mu.Unlock()
+		c.opts.Logger.Warn("refused an answer from the ledger", "url", c.url, "err", err)
+	}
+	return err
+}
+
+// LastUntrusted returns when this client last refused what the ledger
+// served because it did not verify, and why (zero and nil: never). A
+// node reports it in its conditions, so that its owner sees it.
+func (c *Client) LastUntrusted() (time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.untrustedAt, c.untrusted
+}
+
+func (c *Client) verifiedQuery(ctx context.Context, path string, data []byte, v any) error {
 	h, err := c.header(ctx)
 	if err != nil {
 		return fmt.Errorf("query %s: %w", path, err)

@@ -107,11 +107,11 @@ func (m *Memory) run() {
 
 // block finalizes and commits one block of the mempool.
 func (m *Memory) block() error {
-	m.mu.Lock()
+	m.mu.Lock() // no admission while the block commits and the rest is rechecked
+	defer m.mu.Unlock()
 	txs := m.mempool
 	m.mempool = nil
 	h := int64(len(m.blocks) + 1)
-	m.mu.Unlock()
 	t := m.now()
 	res, err := m.app.FinalizeBlock(context.Background(), &abci.FinalizeBlockRequest{Txs: txs, Height: h, Time: t})
 	if err != nil {
@@ -120,11 +120,23 @@ func (m *Memory) block() error {
 	if _, err := m.app.Commit(context.Background(), &abci.CommitRequest{}); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.blocks = append(m.blocks, &memBlock{txs: txs, results: res.TxResults, events: res.Events})
 	m.roots = append(m.roots, res.AppHash)
 	m.times = append(m.times, t)
+	// As CometBFT rechecks its mempool after a commit: the app's mempool
+	// view restarted from the committed state, so admit what is still
+	// waiting again, and drop what no longer applies.
+	kept := m.mempool[:0]
+	for _, tx := range m.mempool {
+		r, err := m.app.CheckTx(context.Background(), &abci.CheckTxRequest{Tx: tx, Type: abci.CHECK_TX_TYPE_RECHECK})
+		if err != nil {
+			return err
+		}
+		if r.Code == 0 {
+			kept = append(kept, tx)
+		}
+	}
+	m.mempool = kept
 	return nil
 }
 
@@ -157,6 +169,10 @@ func (m *Memory) Broadcast(ctx context.Context, tx []byte) error {
 	if m.isClosed() {
 		return ErrClosed
 	}
+	// Admission and the mempool change together, so that a recheck after
+	// a commit sees every admitted transaction.
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	res, err := m.app.CheckTx(ctx, &abci.CheckTxRequest{Tx: tx})
 	if err != nil {
 		return err
@@ -164,9 +180,7 @@ func (m *Memory) Broadcast(ctx context.Context, tx []byte) error {
 	if res.Code != 0 {
 		return &ledger.Rejection{Code: ledger.Code(res.Code), Reason: res.Log}
 	}
-	m.mu.Lock()
 	m.mempool = append(m.mempool, tx)
-	m.mu.Unlock()
 	return nil
 }
 

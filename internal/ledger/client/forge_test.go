@@ -1,0 +1,81 @@
+package client_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
+)
+
+// A validator that lies about the state (answers from another chain with
+// the same id, with that chain's own valid proofs) or about the chain
+// itself (serves the other chain's headers too) gets nothing past the
+// client: every such answer is refused as untrusted, and the client says
+// why. Once the validator answers honestly again, so does the client.
+func TestRefusesForgedAnswers(t *testing.T) {
+	t.Parallel()
+	honest := ledgertest.Start(t, nil)
+	attacker := ledgertest.Start(t, nil)
+	victim, mallory := key(t), key(t)
+	twin := mustSubmit(t, honest.Signer(victim), ledger.Op{TwinRegister: &ledger.TwinRegister{Name: "victim"}}).ID
+	if id := mustSubmit(t, attacker.Signer(mallory), ledger.Op{TwinRegister: &ledger.TwinRegister{Name: "victim"}}).ID; id != twin {
+		t.Fatalf("the forged twin has id %d, the victim %d", id, twin)
+	}
+	mustSubmit(t, attacker.Signer(mallory), ledger.Op{NameClaim: &ledger.NameClaim{Name: "shop"}})
+
+	proxy := ledgertest.NewForgingProxy(t, honest.URL(), attacker.URL())
+	trust := filepath.Join(t.TempDir(), "trust.json")
+	root, err := honest.TrustRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(t.Context(), proxy.URL, client.Options{TrustFile: trust, TrustRoot: &root, CommitTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if tw, err := c.Twin(t.Context(), twin); err != nil || tw.Root != victim.Public() {
+		t.Fatalf("honest twin: %+v %v", tw, err)
+	}
+
+	proxy.Forge(ledgertest.ForgeState)
+	time.Sleep(300 * time.Millisecond) // past the client's header reuse
+	tw, err := c.Twin(t.Context(), twin)
+	if !errors.Is(err, client.ErrUntrusted) || !strings.Contains(err.Error(), "proof") {
+		t.Fatalf("forged twin record: %+v, err %v; want an untrusted answer naming the proof", tw, err)
+	}
+	if _, err := c.NameServers(t.Context(), "shop"); !errors.Is(err, client.ErrUntrusted) {
+		t.Fatalf("forged name servers: %v", err)
+	}
+	if _, err := c.ContractsByTwin(t.Context(), twin); !errors.Is(err, client.ErrUntrusted) {
+		t.Fatalf("forged contract list: %v", err)
+	}
+	if at, err := c.LastUntrusted(); err == nil || at.IsZero() {
+		t.Fatal("the refusal is not recorded for the node's conditions")
+	}
+
+	proxy.Forge(ledgertest.ForgeAll)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.Twin(t.Context(), twin); !errors.Is(err, client.ErrUntrusted) {
+		t.Fatalf("forged chain: %v", err)
+	}
+
+	// When the validator tells the truth again, the client reads again.
+	proxy.Forge(ledgertest.Honest)
+	time.Sleep(300 * time.Millisecond)
+	if tw, err := c.Twin(t.Context(), twin); err != nil || tw.Root != victim.Public() {
+		t.Fatalf("honest again: %+v %v", tw, err)
+	}
+	proxy.Forge(ledgertest.ForgeAll)
+
+	// A client that starts from the trust file while the validator lies
+	// refuses to start.
+	if _, err := client.Dial(t.Context(), proxy.URL, client.Options{TrustFile: trust}); !errors.Is(err, client.ErrUntrusted) {
+		t.Fatalf("dial through a lying validator: %v", err)
+	}
+}
