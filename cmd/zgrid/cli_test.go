@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
+	zgnode "github.com/zerogrid/zerogrid/internal/node"
 )
 
 // run executes zgrid with args and returns stdout, stderr and the error.
@@ -89,13 +88,13 @@ func TestCLIKeyTwinChain(t *testing.T) {
 	if _, _, err = run(t, "--ledger", url, "--key", key, "farm", "approve-node", "--farm", "1", "--node", nodePub, "--out", apFile); err != nil {
 		t.Fatalf("approve-node: %v", err)
 	}
-	raw, err := os.ReadFile(apFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := ledger.ParseFarmApproval(raw)
+	ap, err := zgnode.ReadApprovalFile(apFile)
 	if err != nil || ap.Body.Farm != 1 || ap.Body.Node.NodeString() != nodePub {
 		t.Fatalf("approval file: %+v %v", ap, err)
+	}
+	// It carries the farm owner's verified view of the chain for the node.
+	if ap.Trust == nil || ap.Trust.Chain != ap.Body.Chain || ap.Trust.Height < 1 {
+		t.Fatalf("approval file has no trust root for the node: %+v", ap.Trust)
 	}
 
 	out, _, err = run(t, "--ledger", url, "chain", "status", "-o", "json")
