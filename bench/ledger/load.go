@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/zerogrid/zerogrid/internal/ledger"

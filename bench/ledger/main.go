@@ -28,17 +28,23 @@
 // seen. -cpuprofile profiles this process during the load; with -validators
 // 4 it also fetches a profile of each zgridd (CometBFT's pprof_laddr, turned
 // on in the generated homes) covering the first -validator-profile of it.
+//
+// After the load it reads contract 1 -queries times, one read at a time,
+// alternating a plain abci_query (the value, no proof) with the client's
+// verified read (proof checked against a light-client-verified header), and
+// reports both latencies and the proof's size.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/zerogrid/zerogrid/internal/ledger/chain"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
@@ -58,6 +64,7 @@ type config struct {
 	zgridd        string
 	output        string
 	cpuprofile    string
+	queries       int
 
 	validatorProfile time.Duration
 }
@@ -86,6 +93,7 @@ func parseFlags() config {
 	flag.BoolVar(&c.spread, "spread", false, "with -validators 4: signer i submits to validator i mod 4 (default: all to validator 0)")
 	flag.StringVar(&c.zgridd, "zgridd", "", "with -validators 4: zgridd binary to run (default: go build ./cmd/zgridd)")
 	flag.StringVar(&c.output, "o", "table", "output: table or json")
+	flag.IntVar(&c.queries, "queries", 300, "after the load: read one contract this many times plainly and verified, one at a time (0: skip)")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of this process, covering the load phase, to this file; with -validators 4 also FILE.nodeI per validator")
 	flag.DurationVar(&c.validatorProfile, "validator-profile", 5*time.Second, "with -validators 4 and -cpuprofile: length of each validator's profile, from the start of the load")
 	flag.Parse()
@@ -143,6 +151,12 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep, err := buildReport(ctx, cfg, net, cs.follow, res)
 	if err != nil {
 		return err
+	}
+	if cfg.queries > 0 && rep.Committed > 0 {
+		progress("reading a contract %d times, plainly and verified", cfg.queries)
+		if rep.Queries, err = measureQueries(ctx, cs.follow, 1, cfg.queries); err != nil {
+			return err
+		}
 	}
 	return rep.print(os.Stdout, cfg.output)
 }

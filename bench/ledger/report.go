@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"io"
 	"maps"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"text/tabwriter"
 	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 )
@@ -31,6 +32,7 @@ type report struct {
 	CheckLatency latency           `json:"broadcast_tx_sync_ms"`
 	Chain        chainView         `json:"chain"`
 	App          *appView          `json:"app,omitempty"`
+	Queries      *queryView        `json:"queries,omitempty"`
 }
 
 type setupInfo struct {
@@ -287,6 +289,10 @@ func (r *report) print(w io.Writer, format string) error {
 		}
 		row("app FinalizeBlock/tx", "%.0f µs", a.FinalizePerTx)
 		row("app busy", "%.2fs = %.0f%% of the run (ABCI calls hold one shared mutex)", a.BusySeconds, 100*a.BusyFraction)
+	}
+	if q := r.Queries; q != nil {
+		row("plain query ms", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%d reads of contract %d, %d-byte value)", q.Plain.P50, q.Plain.P90, q.Plain.P99, q.Plain.Max, q.Plain.N, q.Contract, q.ValueBytes)
+		row("verified read ms", "p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%d-byte proof)", q.Verified.P50, q.Verified.P90, q.Verified.P99, q.Verified.Max, q.ProofBytes)
 	}
 	return tw.Flush()
 }
