@@ -22,7 +22,7 @@ import (
 // says why in its conditions on the ledger.
 func TestNodeRefusesForgedLedger(t *testing.T) {
 	t.Parallel()
-	g := newGrid(t)
+	g := newGridRPC(t)
 	attacker := ledgertest.Start(t, nil)
 	forgeContractFor(t, attacker, g.twin, g.nodeID)
 

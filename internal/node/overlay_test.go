@@ -48,7 +48,7 @@ func (r *recordingPeers) nodes() []uint64 {
 // re-applied while nothing changes.
 func TestFollowOverlay(t *testing.T) {
 	t.Parallel()
-	c := ledgertest.Start(t, nil)
+	_, c := ledgertest.Memory(t, nil)
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	farmer, _ := identity.GenerateKey(rand.Reader)

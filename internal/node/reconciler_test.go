@@ -27,8 +27,17 @@ type grid struct {
 	nodeID  uint64
 }
 
+// newGrid runs the ledger in process (no CometBFT: same client, same
+// proofs); newGridRPC runs a real validator for what needs its RPC.
 func newGrid(t *testing.T) *grid {
-	g := &grid{t: t, c: ledgertest.Start(t, nil)}
+	_, c := ledgertest.Memory(t, nil)
+	return setUpGrid(t, c)
+}
+
+func newGridRPC(t *testing.T) *grid { return setUpGrid(t, ledgertest.Start(t, nil)) }
+
+func setUpGrid(t *testing.T, c *client.Client) *grid {
+	g := &grid{t: t, c: c}
 	ctx := t.Context()
 	g.user, _ = identity.GenerateKey(rand.Reader)
 	g.nodeKey, _ = identity.GenerateKey(rand.Reader)

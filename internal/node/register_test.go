@@ -18,7 +18,7 @@ import (
 
 func TestRegisterAndHeartbeat(t *testing.T) {
 	t.Parallel()
-	c := ledgertest.Start(t, nil)
+	_, c := ledgertest.Memory(t, nil)
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	farmer, _ := identity.GenerateKey(rand.Reader)
