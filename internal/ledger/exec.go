@@ -22,17 +22,20 @@ type execCtx struct {
 
 // account is the resolved signer of a transaction.
 type account struct {
-	key  identity.PublicKey
-	twin *Twin // set for twin accounts
-	node *Node // set for node accounts
+	key     identity.PublicKey
+	twin    *Twin    // set for twin accounts
+	node    *Node    // set for node accounts
+	gateway *Gateway // set for gateway accounts
 }
 
 func (a *account) seq() uint64 {
-	if a.twin != nil {
+	switch {
+	case a.twin != nil:
 		return a.twin.Seq
-	}
-	if a.node != nil {
+	case a.node != nil:
 		return a.node.Seq
+	case a.gateway != nil:
+		return a.gateway.Seq
 	}
 	return 0
 }
@@ -91,12 +94,19 @@ func resolveSigner(ctx *execCtx, tx *Tx) (*account, error) {
 		}
 		return &account{key: key}, nil
 	}
+	if !found && op.GatewayAnnounce != nil {
+		return &account{key: key}, nil // a gateway's first announce registers it
+	}
 	if !found {
 		return nil, reject(CodeUnknownKey, "key %s belongs to no twin or node: register it first", key)
 	}
 	acct := &account{key: key}
 	if ref.Node != 0 {
 		acct.node, err = loadNode(ctx.st, ref.Node)
+		return acct, err
+	}
+	if ref.Gateway != 0 {
+		acct.gateway, err = loadGateway(ctx.st, ref.Gateway)
 		return acct, err
 	}
 	if acct.twin, err = loadTwin(ctx.st, ref.Twin); err != nil {
@@ -111,6 +121,9 @@ func resolveSigner(ctx *execCtx, tx *Tx) (*account, error) {
 func refString(r KeyRef) string {
 	if r.Node != 0 {
 		return "node " + strconv.FormatUint(r.Node, 10)
+	}
+	if r.Gateway != 0 {
+		return "gateway " + strconv.FormatUint(r.Gateway, 10)
 	}
 	return "twin " + strconv.FormatUint(r.Twin, 10)
 }
@@ -131,6 +144,13 @@ func bumpSeq(ctx *execCtx, tx *Tx, acct *account) error {
 		}
 		n.Seq++
 		return putObj(ctx.st, kNode(n.ID), n)
+	case acct.gateway != nil:
+		g, err := loadGateway(ctx.st, acct.gateway.ID)
+		if err != nil {
+			return err
+		}
+		g.Seq++
+		return putObj(ctx.st, kGateway(g.ID), g)
 	}
 	return nil // registration ops set the new account's sequence themselves
 }
@@ -168,6 +188,8 @@ func dispatch(ctx *execCtx, tx *Tx, acct *account) error {
 		return execNameAuthorize(ctx, acct, op.NameAuthorize)
 	case op.FarmRemoveNode != nil:
 		return execFarmRemoveNode(ctx, acct, op.FarmRemoveNode)
+	case op.GatewayAnnounce != nil:
+		return execGatewayAnnounce(ctx, acct, op.GatewayAnnounce)
 	}
 	return reject(CodeMalformed, "no operation")
 }
@@ -234,6 +256,9 @@ func load[T any](r reader, key, what string, id uint64) (*T, error) {
 func loadTwin(r reader, id uint64) (*Twin, error) { return load[Twin](r, kTwin(id), "twin", id) }
 func loadNode(r reader, id uint64) (*Node, error) { return load[Node](r, kNode(id), "node", id) }
 func loadFarm(r reader, id uint64) (*Farm, error) { return load[Farm](r, kFarm(id), "farm", id) }
+func loadGateway(r reader, id uint64) (*Gateway, error) {
+	return load[Gateway](r, kGateway(id), "gateway", id)
+}
 func loadContract(r reader, id uint64) (*Contract, error) {
 	return load[Contract](r, kContract(id), "contract", id)
 }

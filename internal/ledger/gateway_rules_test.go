@@ -180,3 +180,30 @@ func TestRemovedNodeServesNoName(t *testing.T) {
 		t.Fatalf("a removed node still serves the name: %v", ns.Keys)
 	}
 }
+
+// A gateway's first announce registers its key; later ones move its
+// address; nobody else's key, and no twin or node key, can announce it.
+func TestGatewayAnnounce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultParams())
+	gw := newKey(t)
+	id := w.must(gw, Op{GatewayAnnounce: &GatewayAnnounce{Address: "127.0.0.1:4443"}})
+	var g Gateway
+	if code := w.query(QueryGateway+gw.Public().String(), &g); code != 0 || g.ID != id || g.Address != "127.0.0.1:4443" || !g.Key.Equal(gw.Public()) {
+		t.Fatalf("gateway = %s %+v", code, g)
+	}
+	w.must(gw, Op{GatewayAnnounce: &GatewayAnnounce{Address: "gw.example.net:5443"}})
+	if w.query(QueryGateway+gw.Public().String(), &g); g.Address != "gw.example.net:5443" || g.ID != id || g.Seq != 2 {
+		t.Fatalf("after moving: %+v", g)
+	}
+	for _, bad := range []string{"", "nohost", "127.0.0.1:0", "[fe80::1%eth0]:1"} {
+		w.refused(w.do(gw, Op{GatewayAnnounce: &GatewayAnnounce{Address: bad}}), CodeInvalid)
+	}
+	w.refused(w.do(w.user, Op{GatewayAnnounce: &GatewayAnnounce{Address: "127.0.0.1:1"}}), CodeUnauthorized)
+	w.refused(w.do(w.node, Op{GatewayAnnounce: &GatewayAnnounce{Address: "127.0.0.1:1"}}), CodeUnauthorized)
+	if code := w.query(QueryGateway+w.user.Public().String(), &g); code != CodeNotFound {
+		t.Fatalf("a twin's key as a gateway: %s", code)
+	}
+	// A gateway key cannot then act as a twin.
+	w.refused(w.do(gw, Op{NameClaim: &NameClaim{Name: "gwname"}}), CodeUnauthorized)
+}

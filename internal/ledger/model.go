@@ -25,10 +25,22 @@ type KeyEntry struct {
 	Revoked int64                     `cbor:"revoked,omitempty" json:"revoked_height,omitempty"`
 }
 
-// KeyRef says which account a key belongs to (exactly one of the two).
+// KeyRef says which account a key belongs to (exactly one of the three).
 type KeyRef struct {
-	Twin uint64 `cbor:"twin,omitempty" json:"twin,omitempty"`
-	Node uint64 `cbor:"node,omitempty" json:"node,omitempty"`
+	Twin    uint64 `cbor:"twin,omitempty" json:"twin,omitempty"`
+	Node    uint64 `cbor:"node,omitempty" json:"node,omitempty"`
+	Gateway uint64 `cbor:"gateway,omitempty" json:"gateway,omitempty"`
+}
+
+// Gateway is a web gateway's account: its key and where its tunnel
+// listener is.
+type Gateway struct {
+	ID         uint64             `cbor:"id" json:"id"`
+	Key        identity.PublicKey `cbor:"key" json:"key"`
+	Address    string             `cbor:"address" json:"address"`
+	Seq        uint64             `cbor:"seq,omitempty" json:"seq"`
+	Registered int64              `cbor:"registered" json:"registered_height"`
+	Updated    int64              `cbor:"updated" json:"updated_height"`
 }
 
 // Farm groups nodes under one owning twin.
@@ -136,6 +148,7 @@ type Counters struct {
 	Farm     uint64 `cbor:"farm,omitempty"`
 	Node     uint64 `cbor:"node,omitempty"`
 	Contract uint64 `cbor:"contract,omitempty"`
+	Gateway  uint64 `cbor:"gateway,omitempty"`
 }
 
 // State keys.
@@ -156,6 +169,7 @@ func kDeadline(height int64, id uint64) string { return u64key("deadline/", uint
 func kNonce(twin uint64, nonce []byte) string  { return u64key("nonce/", twin) + string(nonce) }
 func kName(name string) string                 { return "name/" + name }
 func kOverlayKey(k []byte) string              { return "overlay-key/" + string(k) }
+func kGateway(id uint64) string                { return u64key("gateway/", id) }
 
 // Seal parses the node's sealing key (validated when the node registered;
 // kept as bytes so that reading a node record does not parse an ML-KEM key).

@@ -30,6 +30,7 @@ const (
 	QueryName          = "/name/"              // + name → NameContract
 	QueryNameServers   = "/name-servers/"      // + name → NameServers
 	QueryNodes         = "/nodes"              // NodeList (Data: ListRequest)
+	QueryGateway       = "/gateway/"           // + zgpub1… → Gateway
 )
 
 // MaxListLimit caps one page of a list query.
@@ -152,6 +153,8 @@ func answer(st view, height int64, path string, data []byte) (any, error) {
 		return queryList(st, path, QueryNodeContracts, "by-node/", data)
 	case strings.HasPrefix(path, QueryNameServers):
 		return queryNameServers(st, strings.TrimPrefix(path, QueryNameServers))
+	case strings.HasPrefix(path, QueryGateway):
+		return queryGateway(st, strings.TrimPrefix(path, QueryGateway))
 	case strings.HasPrefix(path, QueryName):
 		var n NameContract
 		return found(getObj(st, kName(strings.TrimPrefix(path, QueryName)), &n))(&n, "name is not claimed")
@@ -234,6 +237,22 @@ func queryAccount(st view, text string) (any, error) {
 		return nil, err
 	}
 	return Account{Twin: t.ID, Seq: t.Seq, Revoked: !t.ActiveKey(k)}, nil
+}
+
+func queryGateway(st view, text string) (any, error) {
+	k, err := identity.ParsePublicKey(text)
+	if err != nil {
+		return nil, reject(CodeInvalid, "%q is not a zgpub1… key", text)
+	}
+	var ref KeyRef
+	ok, err := getObj(st, kKey(k), &ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || ref.Gateway == 0 {
+		return nil, reject(CodeNotFound, "key %s is not a gateway's: the gateway announces itself when it starts (zgridd gateway)", text)
+	}
+	return loadGateway(st, ref.Gateway)
 }
 
 func queryList(st view, path, qprefix, kprefix string, data []byte) (any, error) {

@@ -71,6 +71,9 @@ type Op struct {
 	NameRelease    *NameRelease    `cbor:"name_release,omitempty"`
 	NameAuthorize  *NameAuthorize  `cbor:"name_authorize,omitempty"`
 	FarmRemoveNode *FarmRemoveNode `cbor:"farm_remove_node,omitempty"`
+	// GatewayAnnounce registers the signing key as a gateway, or updates
+	// its tunnel address.
+	GatewayAnnounce *GatewayAnnounce `cbor:"gateway_announce,omitempty"`
 }
 
 // TwinRegister creates a twin whose root key is the signer. The signature
@@ -256,6 +259,16 @@ type NameAuthorize struct {
 	Keys []identity.PublicKey `cbor:"keys"`
 }
 
+// GatewayAnnounce says where a gateway's tunnel listener is: HOST:PORT
+// (QUIC on UDP, TLS on TCP). The first announce of a key registers it as a
+// gateway (sequence 0; the signature proves the gateway holds the key);
+// later ones, by the same key, move the address. Specs name gateways by
+// key; nodes look the address up here, so a gateway that restarts on
+// another port keeps its tunnels.
+type GatewayAnnounce struct {
+	Address string `cbor:"address"`
+}
+
 // MaxNameKeys bounds the keys a name authorizes.
 const MaxNameKeys = 16
 
@@ -272,7 +285,7 @@ func (op *Op) Kind() string {
 		{op.ContractCancel != nil, "contract_cancel"}, {op.ContractAccept != nil, "contract_accept"},
 		{op.ContractReport != nil, "contract_report"}, {op.NameClaim != nil, "name_claim"},
 		{op.NameRelease != nil, "name_release"}, {op.NameAuthorize != nil, "name_authorize"},
-		{op.FarmRemoveNode != nil, "farm_remove_node"},
+		{op.FarmRemoveNode != nil, "farm_remove_node"}, {op.GatewayAnnounce != nil, "gateway_announce"},
 	}
 	kind := ""
 	for _, k := range kinds {

@@ -63,6 +63,12 @@ func (c *Client) Name(ctx context.Context, name string) (*ledger.NameContract, e
 	return &v, c.query(ctx, ledger.QueryName+name, nil, &v)
 }
 
+// Gateway returns the gateway account of key: where its tunnel listener is.
+func (c *Client) Gateway(ctx context.Context, key identity.PublicKey) (*ledger.Gateway, error) {
+	var v ledger.Gateway
+	return &v, c.query(ctx, ledger.QueryGateway+key.String(), nil, &v)
+}
+
 // NameServers returns the keys a gateway may accept a tunnel for name
 // from: the keys its owner authorized and the nodes serving the owner's
 // gateway-name workloads for it.
