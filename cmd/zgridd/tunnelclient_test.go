@@ -33,7 +33,9 @@ func (a allowOne) Authorize(_ context.Context, name string, key identity.PublicK
 
 type loopSiblings struct{}
 
-func (loopSiblings) HostPath(context.Context, string) (string, error) { return "", workload.ErrNotFound }
+func (loopSiblings) HostPath(context.Context, string) (string, error) {
+	return "", workload.ErrNotFound
+}
 func (loopSiblings) Addr(context.Context, string) (netip.Addr, error) {
 	return netip.MustParseAddr("127.0.0.1"), nil
 }
