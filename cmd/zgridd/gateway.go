@@ -148,10 +148,11 @@ func runGateway(cmd *cobra.Command, g *globals, f *gatewayFlags) error {
 	defer cancel()
 	serr := gw.Shutdown(dctx)
 	stopTunnels()
+	ts.Close() // waits for the tunnels' goroutines
 	if msrv != nil {
 		msrv.Close()
 	}
-	if errors.Is(err, gateway.ErrClosed) {
+	if errors.Is(err, gateway.ErrClosed) || errors.Is(err, tunnel.ErrServerClosed) {
 		err = nil
 	}
 	return errors.Join(err, serr)

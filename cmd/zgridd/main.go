@@ -65,5 +65,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newHubCmd(g))
 	root.AddCommand(newNodeCmd(g))
 	root.AddCommand(newGatewayCmd(g))
+	root.AddCommand(newTunnelClientCmd(g))
 	return root
 }

@@ -209,7 +209,7 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain 
 		return nil, err
 	}
 	gwl := log.With("workload", "gateway-name")
-	gws, err := gatewayname.New(gatewayname.Config{DataDir: f.data, Log: gwl, Clock: clock, Open: gatewayname.NewTunnel(key, gwl)})
+	gws, err := gatewayname.New(gatewayname.Config{DataDir: f.data, Log: gwl, Clock: clock, Key: key, Command: tunnelClientCommand})
 	if err != nil {
 		vol.Close()
 		ctr.Close()

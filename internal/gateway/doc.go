@@ -9,7 +9,10 @@
 // other name under DOMAIN is terminated here, with a certificate from a
 // local CA kept in the gateway's directory or from ACME (certmagic), and
 // reverse-proxied as HTTP/1.1 over a tunnel stream, with WebSocket upgrades
-// passed through and X-Forwarded-For/-Proto/-Host set from the connection.
+// passed through. One request header policy (headers.go) serves both
+// client paths: fields a client could use to speak in the gateway's name
+// (X-Real-IP, Forwarded, …) are dropped and X-Forwarded-For/-Proto/-Host
+// are set from the connection.
 // HTTP/1.1 clients are served by a lean loop of the gateway's own (h1.go:
 // the standard library parses, the gateway re-frames, pooled streams);
 // h2 clients by net/http's server and httputil.ReverseProxy.

@@ -528,16 +528,11 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 }
 
 // hopHeaders are meaningful for one connection only and never forwarded
-// (RFC 9110, 7.6.1); the framing headers are written anew. X-Forwarded-*
-// and Forwarded from the client are dropped: the gateway writes its own.
+// (RFC 9110, 7.6.1); the framing headers are written anew.
 var hopHeaders = map[string]bool{
 	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Content-Length": true, "Expect": true,
-}
-
-var clientOnly = map[string]bool{
-	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
 }
 
 // connectionTokens are the field names the Connection header lists.
@@ -568,11 +563,11 @@ func listedIn(toks []string, key string) bool {
 }
 
 // writeHeaders writes the end-to-end fields of h, skipping any that could
-// not be written back safely.
-func writeHeaders(w *bufio.Writer, h http.Header, skip map[string]bool) {
+// not be written back safely and those drop names (when drop is set).
+func writeHeaders(w *bufio.Writer, h http.Header, drop func(string) bool) {
 	listed := connectionTokens(h) // read once, not per field
 	for k, vs := range h {
-		if hopHeaders[k] || skip[k] || !httpguts.ValidHeaderFieldName(k) || listedIn(listed, k) {
+		if hopHeaders[k] || drop != nil && drop(k) || !httpguts.ValidHeaderFieldName(k) || listedIn(listed, k) {
 			continue
 		}
 		for _, v := range vs {
@@ -587,8 +582,9 @@ func writeHeaders(w *bufio.Writer, h http.Header, skip map[string]bool) {
 	}
 }
 
-// writeRequest writes req to the backend as HTTP/1.1 with X-Forwarded-*
-// naming client and framing of its own, then the body, and flushes.
+// writeRequest writes req to the backend as HTTP/1.1 under the header
+// policy (headers.go) with framing of its own, then the body, and
+// flushes.
 func writeRequest(w *bufio.Writer, req *http.Request, client netip.Addr, upgrade string) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
@@ -596,15 +592,16 @@ func writeRequest(w *bufio.Writer, req *http.Request, client netip.Addr, upgrade
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(req.Host)
 	w.WriteString("\r\n")
-	writeHeaders(w, req.Header, clientOnly)
+	writeHeaders(w, req.Header, gatewayOwned)
 	if _, ok := req.Header["User-Agent"]; !ok {
 		w.WriteString("User-Agent:\r\n") // not Go's default
 	}
-	w.WriteString("X-Forwarded-For: ")
-	w.WriteString(client.Unmap().String())
-	w.WriteString("\r\nX-Forwarded-Host: ")
-	w.WriteString(req.Host)
-	w.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	for _, f := range forwarded(client, req.Host) {
+		w.WriteString(f[0])
+		w.WriteString(": ")
+		w.WriteString(f[1])
+		w.WriteString("\r\n")
+	}
 	if upgrade != "" {
 		w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 		w.WriteString(req.Header.Get("Upgrade"))

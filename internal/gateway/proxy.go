@@ -37,13 +37,14 @@ func newProxy(g *Gateway) *httputil.ReverseProxy {
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			// Rewrite runs after X-Forwarded-* and Forwarded from the
-			// client were removed: only what SetXForwarded writes is
-			// passed on.
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = pr.In.Context().Value(routeKey{}).(string)
 			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
+			// The header policy (headers.go), as the HTTP/1.1 path
+			// applies it.
+			dropGatewayOwned(pr.Out.Header)
+			client, _ := pr.In.Context().Value(clientAddrKey{}).(netip.AddrPort)
+			setForwarded(pr.Out.Header, client.Addr(), pr.In.Host)
 		},
 		Transport:  retryTransport{tr},
 		BufferPool: bufferPool{},

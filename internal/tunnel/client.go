@@ -45,6 +45,11 @@ type ClientConfig struct {
 	// ReprobeQUIC is how often a tunnel that fell back to TLS over TCP
 	// tries QUIC again; when QUIC answers, the tunnel moves to it (5 min).
 	ReprobeQUIC time.Duration
+
+	// Clock times heartbeats, reconnect backoff, QUIC re-probes and the
+	// hello's expiry; the system clock when nil. FallbackAfter is a
+	// network timeout and stays on real time.
+	Clock Clock
 }
 
 // GatewayStatus is one gateway's tunnel as seen by the backend.
@@ -58,10 +63,12 @@ type GatewayStatus struct {
 	Refused    map[string]string // name → reason, from the last hello
 }
 
-// Client is a backend's end of tunnels. Run it once.
+// Client is a backend's end of tunnels. Run it once; Run returns after
+// every goroutine it started has ended.
 type Client struct {
 	cfg    ClientConfig
 	log    *slog.Logger
+	clock  Clock
 	routes map[string]Route
 
 	mu     sync.Mutex
@@ -91,7 +98,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.ReprobeQUIC <= 0 {
 		cfg.ReprobeQUIC = 5 * time.Minute
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, routes: map[string]Route{}}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, routes: map[string]Route{}}
 	decl := make([]RouteDecl, 0, len(cfg.Names))
 	for _, r := range cfg.Names {
 		if _, dup := c.routes[r.Name]; dup {
@@ -132,15 +142,12 @@ func (c *Client) update(i int, f func(*GatewayStatus)) {
 }
 
 // Run keeps one tunnel per gateway up until ctx ends, reconnecting with
-// jittered exponential backoff forever. It returns nil when ctx ends.
+// jittered exponential backoff forever. It returns nil when ctx ends,
+// once every goroutine it started (streams included) has ended.
 func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, g := range c.cfg.Gateways {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.keep(ctx, i, g)
-		}()
+		wg.Go(func() { c.keep(ctx, i, g) })
 	}
 	wg.Wait()
 	return nil
@@ -160,10 +167,10 @@ func (c *Client) keep(ctx context.Context, i int, g Gateway) {
 		}
 		if err == nil {
 			prefer = sess.Transport()
-			start := time.Now()
+			start := c.clock.Now()
 			var up bool
 			up, next, err = c.serveProbing(ctx, i, g, sess)
-			if up && time.Since(start) >= c.cfg.MaxBackoff {
+			if up && c.clock.Now().Sub(start) >= c.cfg.MaxBackoff {
 				failures = 0 // it was a good tunnel; a flapping one keeps backing off
 			}
 			if next != nil && ctx.Err() == nil {
@@ -182,14 +189,14 @@ func (c *Client) keep(ctx context.Context, i int, g Gateway) {
 			s.Connected = false
 			s.Reconnects++
 			s.LastError = err.Error()
-			s.Since = time.Now()
+			s.Since = c.clock.Now()
 		})
 		d := backoff(failures, c.cfg.MaxBackoff)
 		c.log.Warn("tunnel down; reconnecting", "gateway", g.Addr, "err", err, "in", d.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(d):
+		case <-c.clock.After(d):
 		}
 	}
 }
@@ -207,13 +214,11 @@ func (c *Client) serveProbing(ctx context.Context, i int, g Gateway, sess sessio
 	probed := make(chan struct{})
 	go func() {
 		defer close(probed)
-		t := time.NewTicker(c.cfg.ReprobeQUIC)
-		defer t.Stop()
 		for {
 			select {
 			case <-pctx.Done():
 				return
-			case <-t.C:
+			case <-c.clock.After(c.cfg.ReprobeQUIC):
 			}
 			tc, err := clientTLS(c.cfg.Key, g.Key)
 			if err != nil {
@@ -281,11 +286,11 @@ func (c *Client) dial(ctx context.Context, g Gateway, t Transport, tc *tls.Confi
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.FallbackAfter)
 	defer cancel()
 	if t == TransportQUIC {
-		qc, err := dialQUIC(dctx, g.Addr, tc, quicConfig(c.cfg.Heartbeat))
+		qs, err := dialQUIC(dctx, g.Addr, tc, quicConfig(c.cfg.Heartbeat))
 		if err != nil {
 			return nil, unwrapPin(err)
 		}
-		return quicSession{qc}, nil
+		return qs, nil
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(dctx, "tcp", g.Addr)
@@ -302,7 +307,7 @@ func (c *Client) dial(ctx context.Context, g Gateway, t Transport, tc *tls.Confi
 		conn.Close()
 		return nil, err
 	}
-	return yamuxSession{ys, conn}, nil
+	return &yamuxSession{s: ys, tls: conn}, nil
 }
 
 // unwrapPin keeps ErrWrongGateway visible through TLS and QUIC wrapping,
@@ -315,7 +320,8 @@ func unwrapPin(err error) error {
 }
 
 // serve runs the hello, then the heartbeat and the stream loop, until the
-// tunnel fails; up reports whether the hello succeeded.
+// tunnel fails; up reports whether the hello succeeded. It returns once
+// the goroutines it started (heartbeat, one per stream) have ended.
 func (c *Client) serve(ctx context.Context, i int, g Gateway, sess session) (up bool, err error) {
 	defer sess.Close()
 	ctrl, served, err := c.greet(ctx, i, g, sess)
@@ -324,13 +330,18 @@ func (c *Client) serve(ctx context.Context, i int, g Gateway, sess session) (up 
 	}
 	defer ctrl.Close()
 	c.update(i, func(s *GatewayStatus) {
-		s.Connected, s.Transport, s.Since, s.LastError = true, sess.Transport(), time.Now(), ""
+		s.Connected, s.Transport, s.Since, s.LastError = true, sess.Transport(), c.clock.Now(), ""
 	})
 	c.log.Info("tunnel up", "gateway", g.Addr, "transport", string(sess.Transport()), "names", len(served))
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		sess.Close() // ends the streams
+		wg.Wait()
+	}()
 	hb := make(chan error, 1)
-	go func() { hb <- heartbeat(sctx, ctrl, c.cfg.Heartbeat); sess.Close() }()
+	wg.Go(func() { hb <- heartbeat(sctx, ctrl, c.cfg.Heartbeat, c.clock); sess.Close() })
 	for {
 		st, err := sess.Accept(sctx)
 		if err != nil {
@@ -343,7 +354,7 @@ func (c *Client) serve(ctx context.Context, i int, g Gateway, sess session) (up 
 			}
 			return true, fmt.Errorf("tunnel to %s ended: %w", g.Addr, err)
 		}
-		go c.relay(sctx, st, served)
+		wg.Go(func() { c.relay(sctx, st, served) })
 	}
 }
 
@@ -379,7 +390,7 @@ func (c *Client) greet(ctx context.Context, i int, g Gateway, sess session) (net
 		return nil, nil, err
 	}
 	body := helloBody{Version: Version, Key: c.cfg.Key.Public(), Gateway: g.Key, Nonce: ch.Nonce,
-		Expires: time.Now().Add(helloLifetime).Unix()}
+		Expires: c.clock.Now().Add(helloLifetime).Unix()}
 	copy(body.Binding[:], binding)
 	for _, r := range c.cfg.Names {
 		body.Routes = append(body.Routes, RouteDecl{Name: r.Name, Mode: r.Mode})

@@ -29,6 +29,11 @@
 // Heartbeats (ping/pong on the control stream every 10 s, three missed end
 // the tunnel) find dead paths; the backend reconnects forever with
 // jittered exponential backoff capped at 30 s, to every gateway at once.
+// Heartbeats, rechecks, backoff, QUIC re-probes and hello expiry run on
+// a Clock from the config, so tests move time by hand.
+//
+// Goroutines have owners: Server.Close and the end of Client.Run return
+// only once every goroutine each started has ended.
 //
 // Formats: docs/formats/tunnel.md.
 package tunnel

@@ -22,3 +22,7 @@ var ErrProtocol = errors.New("tunnel: protocol error")
 // (the ledger was unreachable): a new tunnel is refused then, but a live
 // one is not cut for it.
 var ErrNotAuthorized = errors.New("tunnel: key not authorized for the name")
+
+// ErrServerClosed is returned by ServeQUIC and ServeTLS once Close was
+// called.
+var ErrServerClosed = errors.New("tunnel: server closed")

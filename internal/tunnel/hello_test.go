@@ -54,7 +54,7 @@ func rawHello(t *testing.T, gw *gateway, key identity.PrivateKey, tamper func(*h
 	cs := conn.ConnectionState()
 	binding, _ := cs.ExportKeyingMaterial(exporterLabel, nil, 32)
 	h := hello{Body: helloBody{Version: Version, Key: key.Public(), Gateway: gw.key.Public(), Nonce: ch.Nonce,
-		Expires: time.Now().Add(helloLifetime).Unix(), Routes: []RouteDecl{{Name: "web"}}}}
+		Expires: gw.srv.clock.Now().Add(helloLifetime).Unix(), Routes: []RouteDecl{{Name: "web"}}}}
 	copy(h.Body.Binding[:], binding)
 	if h.Sig, err = key.Sign(helloTag, Version, h.Body); err != nil {
 		t.Fatal(err)
@@ -72,9 +72,18 @@ func rawHello(t *testing.T, gw *gateway, key identity.PrivateKey, tamper func(*h
 
 func TestGatewayChecksHello(t *testing.T) {
 	t.Parallel()
-	backend := newKey(t)
-	gw := startGateway(t, &holders{m: map[string][]identity.PublicKey{"web": {backend.Public()}}}, false, 0)
+	backend, key := newKey(t), newKey(t)
+	clk := newFakeClock() // stands still: the expiry bounds are exact
+	srv, err := NewServer(ServerConfig{Key: key, Logger: testLogger(t), Clock: clk,
+		Authorizer: &holders{m: map[string][]identity.PublicKey{"web": {backend.Public()}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := serveOn(t, srv, key, "127.0.0.1", false)
 	resign := func(h *hello, k identity.PrivateKey) { h.Sig, _ = k.Sign(helloTag, Version, h.Body) }
+	expires := func(d time.Duration) func(*hello, identity.PrivateKey) {
+		return func(h *hello, k identity.PrivateKey) { h.Body.Expires = clk.Now().Add(d).Unix(); resign(h, k) }
+	}
 	for _, tc := range []struct {
 		name   string
 		tamper func(*hello, identity.PrivateKey)
@@ -85,11 +94,11 @@ func TestGatewayChecksHello(t *testing.T) {
 		{"changed after signing", func(h *hello, _ identity.PrivateKey) { h.Body.Routes[0].Mode = ModePassthrough }, "signature"},
 		{"other nonce (replay)", func(h *hello, k identity.PrivateKey) { h.Body.Nonce[0] ^= 1; resign(h, k) }, "challenge"},
 		{"other TLS connection", func(h *hello, k identity.PrivateKey) { h.Body.Binding[0] ^= 1; resign(h, k) }, "another TLS connection"},
-		{"expired", func(h *hello, k identity.PrivateKey) {
-			h.Body.Expires = time.Now().Add(-time.Minute).Unix()
-			resign(h, k)
-		}, "expires"},
-		{"expiry too far", func(h *hello, k identity.PrivateKey) { h.Body.Expires = time.Now().Add(time.Hour).Unix(); resign(h, k) }, "expires"},
+		{"expires now", expires(0), ""},
+		{"expired a second ago", expires(-time.Second), "expires"},
+		{"expires at the limit ahead", expires(2 * helloLifetime), ""},
+		{"expires a second past the limit", expires(2*helloLifetime + time.Second), "expires"},
+		{"expiry an hour ahead", expires(time.Hour), "expires"},
 		{"for another gateway", func(h *hello, k identity.PrivateKey) { h.Body.Gateway = newKey(t).Public(); resign(h, k) }, "gateway"},
 		{"key is not the certificate's", func(h *hello, _ identity.PrivateKey) {
 			o := newKey(t)

@@ -99,7 +99,12 @@ func serveOn(t testing.TB, srv *Server, key identity.PrivateKey, host string, qu
 	} else {
 		pc.Close() // nothing answers UDP: QUIC times out
 	}
-	t.Cleanup(func() { cancel(); pc.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		pc.Close()
+		wg.Wait()
+	})
 	return &gateway{srv: srv, key: key, addr: l.Addr().String()}
 }
 

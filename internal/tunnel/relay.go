@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -107,28 +108,28 @@ func pipe(a, b net.Conn) {
 	wg.Wait()
 }
 
-// heartbeat pings on the control stream every interval and fails when no
-// pong came back within three intervals.
-func heartbeat(ctx context.Context, ctrl net.Conn, interval time.Duration) error {
+// past is a deadline already passed: a read blocked on the connection
+// returns at once.
+var past = time.Unix(1, 0)
+
+// heartbeat is the backend's half: it pings on the control stream every
+// interval on the clock and fails at the first tick at which no pong has
+// arrived for three intervals. It returns nil when ctx ends.
+func heartbeat(ctx context.Context, ctrl net.Conn, interval time.Duration, clock Clock) error {
+	var last atomic.Int64 // when the last pong arrived, unix ns on the clock
+	last.Store(clock.Now().UnixNano())
 	errc := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		for {
-			ctrl.SetReadDeadline(time.Now().Add(3 * interval))
-			var f ctrlFrame
-			if err := readFrame(ctrl, maxFrame, &f); err != nil {
-				errc <- fmt.Errorf("heartbeat: no pong in %s: %w", 3*interval, err)
-				return
-			}
-			if f.Type != framePong {
-				errc <- fmt.Errorf("%w: control frame type %d from gateway", ErrProtocol, f.Type)
-				return
-			}
-		}
+		defer close(done)
+		errc <- readCtrl(ctrl, framePong, "gateway", func(ctrlFrame) error {
+			last.Store(clock.Now().UnixNano())
+			return nil
+		})
 	}()
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	defer func() { ctrl.SetReadDeadline(past); <-done }()
 	for seq := uint64(1); ; seq++ {
-		ctrl.SetWriteDeadline(time.Now().Add(3 * interval))
+		ctrl.SetWriteDeadline(time.Now().Add(3 * interval)) // a socket deadline: real time
 		if err := writeFrame(ctrl, ctrlFrame{Type: framePing, Seq: seq}); err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
@@ -137,28 +138,59 @@ func heartbeat(ctx context.Context, ctrl net.Conn, interval time.Duration) error
 			return nil
 		case err := <-errc:
 			return err
-		case <-t.C:
+		case <-clock.After(interval):
+		}
+		if clock.Now().Sub(time.Unix(0, last.Load())) >= 3*interval {
+			return fmt.Errorf("heartbeat: no pong in %s", 3*interval)
 		}
 	}
 }
 
-// answerPings is the gateway's half of the heartbeat: it answers every
-// ping and fails when none came within three intervals.
-func answerPings(ctrl net.Conn, interval time.Duration) error {
+// answerPings is the gateway's half: it answers every ping and fails at
+// the first tick (every interval on the clock) at which no ping has
+// arrived for three intervals.
+func answerPings(ctrl net.Conn, interval time.Duration, clock Clock) error {
+	var last atomic.Int64 // when the last ping arrived, unix ns on the clock
+	last.Store(clock.Now().UnixNano())
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errc <- readCtrl(ctrl, framePing, "backend", func(f ctrlFrame) error {
+			last.Store(clock.Now().UnixNano())
+			ctrl.SetWriteDeadline(time.Now().Add(3 * interval)) // a socket deadline: real time
+			return writeFrame(ctrl, ctrlFrame{Type: framePong, Seq: f.Seq})
+		})
+	}()
+	defer func() { ctrl.SetReadDeadline(past); <-done }()
 	for {
-		ctrl.SetReadDeadline(time.Now().Add(3 * interval))
+		select {
+		case err := <-errc:
+			return err
+		case <-clock.After(interval):
+		}
+		if clock.Now().Sub(time.Unix(0, last.Load())) >= 3*interval {
+			return fmt.Errorf("heartbeat: no ping in %s", 3*interval)
+		}
+	}
+}
+
+// readCtrl reads heartbeat frames of type want from the peer, calling
+// got for each, until the stream or got fails. Any other frame type is a
+// protocol error.
+func readCtrl(ctrl net.Conn, want uint8, peer string, got func(ctrlFrame) error) error {
+	for {
 		var f ctrlFrame
 		if err := readFrame(ctrl, maxFrame, &f); err != nil {
 			if errors.Is(err, io.EOF) {
-				return errors.New("backend closed the tunnel")
+				return fmt.Errorf("%s closed the tunnel", peer)
 			}
 			return fmt.Errorf("heartbeat: %w", err)
 		}
-		if f.Type != framePing {
-			return fmt.Errorf("%w: control frame type %d from backend", ErrProtocol, f.Type)
+		if f.Type != want {
+			return fmt.Errorf("%w: control frame type %d from %s", ErrProtocol, f.Type, peer)
 		}
-		ctrl.SetWriteDeadline(time.Now().Add(3 * interval))
-		if err := writeFrame(ctrl, ctrlFrame{Type: framePong, Seq: f.Seq}); err != nil {
+		if err := got(f); err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
 	}

@@ -55,6 +55,10 @@ type ServerConfig struct {
 	// (released, given to another owner, its contract cancelled) is
 	// closed, and the backend hears the reason when it reconnects.
 	Recheck time.Duration
+
+	// Clock times heartbeats, rechecks and hello expiry; the system
+	// clock when nil.
+	Clock Clock
 }
 
 // StreamMeta is what the gateway tells the backend about a stream.
@@ -63,13 +67,23 @@ type StreamMeta struct {
 	Mode   Mode
 }
 
-// Server is the gateway's end of tunnels. Safe for concurrent use.
+// Server is the gateway's end of tunnels. Safe for concurrent use. Every
+// goroutine it starts (one per tunnel and per TLS handshake, and each
+// tunnel's heartbeat, recheck and stream guard) is counted; Close ends
+// them and waits for them.
 type Server struct {
-	cfg ServerConfig
-	tls *tls.Config
-	log *slog.Logger
+	cfg   ServerConfig
+	tls   *tls.Config
+	log   *slog.Logger
+	clock Clock
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
+	closed   bool
+	wg       sync.WaitGroup         // Serve loops and the goroutines the server started
+	closers  map[io.Closer]struct{} // listeners and QUIC transports the Serve loops use
 	backends map[string][]*backend
 	next     map[string]int
 }
@@ -98,11 +112,16 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Recheck <= 0 {
 		cfg.Recheck = 30 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
 	cert, err := cfg.Key.TLSCertificate()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, backends: map[string][]*backend{}, next: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, ctx: ctx, cancel: cancel,
+		closers: map[io.Closer]struct{}{}, backends: map[string][]*backend{}, next: map[string]int{}}
 	s.tls = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS13,
@@ -116,35 +135,75 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
-// ServeQUIC accepts tunnels over QUIC on pc until ctx ends.
+// ServeQUIC accepts tunnels over QUIC on pc until ctx ends or Close is
+// called; it returns nil, or ErrServerClosed after Close. Its tunnels end
+// with it. pc stays open (the caller's).
 func (s *Server) ServeQUIC(ctx context.Context, pc net.PacketConn) error {
 	setUDPBuffers(pc)
 	qc := quicConfig(s.cfg.Heartbeat)
 	qc.MaxIncomingStreams = 4 // a backend opens only the control stream
-	ln, err := listenQUIC(pc, s.tls, qc)
+	tr, rx := quicTransport(pc)
+	leave, ok := s.enter(tr) // Close closes the transport: the listener and every QUIC tunnel
+	if !ok {
+		return ErrServerClosed
+	}
+	defer leave()
+	defer func() {
+		tr.Close()
+		if rx != nil {
+			rx.wait()
+		}
+	}()
+	ln, err := tr.Listen(s.tls, qc)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
 	for {
 		c, err := ln.Accept(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case err == nil:
+		case s.isClosed():
+			return ErrServerClosed
+		case ctx.Err() != nil:
+			return nil
+		default:
 			return err
 		}
-		go s.handle(ctx, quicSession{c})
+		if rx != nil {
+			rx.track(c)
+		}
+		sess := &quicSession{c: c}
+		if !s.spawn(func() { s.handle(ctx, sess) }) {
+			sess.Close()
+		}
 	}
 }
 
 // ServeTLS accepts tunnels over TLS on TCP (yamux streams) on l until ctx
-// ends.
+// ends or Close is called, then closes l; it returns nil, or
+// ErrServerClosed after Close. Its tunnels end with it.
 func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
-	go func() { <-ctx.Done(); l.Close() }()
+	leave, ok := s.enter(l) // Close closes l
+	if !ok {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer leave()
+	done := make(chan struct{})
+	defer close(done)
+	s.spawn(func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		l.Close()
+	})
 	for {
 		c, err := l.Accept()
 		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -154,59 +213,170 @@ func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
 			}
 			return err
 		}
-		go func() {
-			tc := tls.Server(c, s.tls)
-			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := tc.HandshakeContext(hctx); err != nil {
-				s.log.Debug("tunnel TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
-				c.Close()
-				return
-			}
-			ys, err := yamux.Server(tc, yamuxConfig(s.cfg.Heartbeat))
-			if err != nil {
-				c.Close()
-				return
-			}
-			s.handle(ctx, yamuxSession{ys, tc})
-		}()
+		if !s.spawn(func() { s.serveTLSConn(ctx, c) }) {
+			c.Close()
+		}
 	}
 }
 
+// serveTLSConn runs the TLS handshake of one TCP connection, then its
+// tunnel.
+func (s *Server) serveTLSConn(serveCtx context.Context, c net.Conn) {
+	ctx, stop := either(s.ctx, serveCtx)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	tc := tls.Server(c, s.tls)
+	err := tc.HandshakeContext(hctx) // an ending context closes c
+	cancel()
+	stop()
+	if err != nil {
+		s.log.Debug("tunnel TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	ys, err := yamux.Server(tc, yamuxConfig(s.cfg.Heartbeat))
+	if err != nil {
+		c.Close()
+		return
+	}
+	s.handle(serveCtx, &yamuxSession{s: ys, tls: tc})
+}
+
+// enter counts a Serve loop for Close to wait for and registers c for
+// Close to close; false once Close has begun. leave undoes both.
+func (s *Server) enter(c io.Closer) (leave func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	s.wg.Add(1)
+	s.closers[c] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		delete(s.closers, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}, true
+}
+
+// spawn runs f on a goroutine Close waits for; false once Close has
+// begun (f does not run).
+func (s *Server) spawn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops the server: the Serve loops return ErrServerClosed (a
+// Serve called later returns it at once), every tunnel is closed (its
+// backend reconnects, to another gateway or later), and Close returns
+// once every goroutine the server started has ended. Streams Dial
+// returned are the caller's; they end with their tunnels. Close is
+// idempotent and safe to call at any time, also concurrently with new
+// connections and with itself; every call returns after the goroutines
+// ended.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	var cs []io.Closer
+	if !s.closed {
+		s.closed = true
+		s.cancel()
+		for c := range s.closers {
+			cs = append(cs, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// either returns a context that ends when a or b does. stop releases it
+// and waits for the goroutine that watches b.
+func either(a, b context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-b.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(); <-done }
+}
+
 // handle runs one tunnel: the hello exchange, then keeps its routes
-// registered until the tunnel ends.
-func (s *Server) handle(ctx context.Context, sess session) {
-	defer sess.Close()
-	key, routes, ctrl, err := s.greet(ctx, sess)
+// registered until the tunnel ends, Serve's ctx ends or the server
+// closes. It returns once the goroutines it started have ended.
+func (s *Server) handle(serveCtx context.Context, sess session) {
+	ctx, stop := either(s.ctx, serveCtx)
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		sess.Close()
+		wg.Wait()
+	}()
+	wg.Go(func() { // the end of ctx ends the tunnel, also while it greets
+		<-ctx.Done()
+		sess.Close()
+	})
+	key, w, routes, ctrl, err := s.greet(ctx, sess)
 	if err != nil {
 		s.log.Info("tunnel refused", "remote", sess.RemoteAddr().String(), "err", err)
 		return
 	}
 	defer ctrl.Close()
 	if len(routes) == 0 {
-		linger(ctrl)
+		if writeFrame(ctrl, w) == nil {
+			linger(ctrl)
+		}
 		return
 	}
+	// Registered before the welcome goes out: a backend that hears it is
+	// served.
 	var bs []*backend
 	for _, r := range routes {
 		bs = append(bs, &backend{key: key, mode: r.Mode, sess: sess})
 	}
 	s.register(bs, routes)
 	defer s.unregister(bs, routes)
+	if err := writeFrame(ctrl, w); err != nil {
+		s.log.Info("tunnel lost before its welcome", "key", key.String(), "err", err)
+		return
+	}
+	ctrl.SetDeadline(time.Time{})
 	s.log.Info("tunnel up", "key", key.String(), "transport", sess.Transport(), "remote", sess.RemoteAddr().String(), "names", len(routes))
-	go func() { // a missed heartbeat or a closed control stream ends the tunnel
-		err := answerPings(ctrl, s.cfg.Heartbeat)
+	wg.Go(func() { // a missed heartbeat or a closed control stream ends the tunnel
+		err := answerPings(ctrl, s.cfg.Heartbeat, s.clock)
 		s.log.Debug("tunnel control stream ended", "key", key.String(), "err", err)
 		sess.Close()
-	}()
-	go s.recheck(ctx, sess, key, routes)
-	go func() { // backends open no stream but the control one
+	})
+	wg.Go(func() { s.recheck(ctx, sess, key, routes) })
+	wg.Go(func() { // backends open no stream but the control one
 		if st, err := sess.Accept(ctx); err == nil {
 			st.Close()
 			s.log.Warn("backend opened a second stream; closing its tunnel", "key", key.String())
 			sess.Close()
 		}
-	}()
+	})
 	select {
 	case <-sess.Done():
 	case <-ctx.Done():
@@ -218,15 +388,13 @@ func (s *Server) handle(ctx context.Context, sess session) {
 // and closes the tunnel when one is refused. A question the Authorizer
 // could not answer leaves the tunnel alone.
 func (s *Server) recheck(ctx context.Context, sess session, key identity.PublicKey, routes []RouteDecl) {
-	t := time.NewTicker(s.cfg.Recheck)
-	defer t.Stop()
 	for {
 		select {
 		case <-sess.Done():
 			return
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-s.clock.After(s.cfg.Recheck):
 		}
 		for _, r := range routes {
 			actx, cancel := context.WithTimeout(ctx, s.cfg.Recheck)
@@ -244,25 +412,27 @@ func (s *Server) recheck(ctx context.Context, sess session, key identity.PublicK
 	}
 }
 
-// greet runs the control exchange and returns the accepted routes.
-func (s *Server) greet(ctx context.Context, sess session) (identity.PublicKey, []RouteDecl, net.Conn, error) {
+// greet runs the control exchange up to the verdicts and returns them,
+// the accepted routes and the control stream, whose deadline is still
+// set for writing the welcome.
+func (s *Server) greet(ctx context.Context, sess session) (identity.PublicKey, welcome, []RouteDecl, net.Conn, error) {
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st := sess.TLS()
 	if len(st.PeerCertificates) == 0 {
-		return identity.PublicKey{}, nil, nil, fmt.Errorf("%w: no client certificate", ErrProtocol)
+		return identity.PublicKey{}, welcome{}, nil, nil, fmt.Errorf("%w: no client certificate", ErrProtocol)
 	}
 	key, err := identity.CertificateKey([][]byte{st.PeerCertificates[0].Raw})
 	if err != nil {
-		return key, nil, nil, err
+		return key, welcome{}, nil, nil, err
 	}
 	ctrl, err := sess.Accept(hctx)
 	if err != nil {
-		return key, nil, nil, err
+		return key, welcome{}, nil, nil, err
 	}
-	fail := func(err error) (identity.PublicKey, []RouteDecl, net.Conn, error) {
+	fail := func(err error) (identity.PublicKey, welcome, []RouteDecl, net.Conn, error) {
 		ctrl.Close()
-		return key, nil, nil, err
+		return key, welcome{}, nil, nil, err
 	}
 	ctrl.SetDeadline(time.Now().Add(10 * time.Second))
 	var pre preamble
@@ -286,11 +456,7 @@ func (s *Server) greet(ctx context.Context, sess session) (identity.PublicKey, [
 		return fail(err)
 	}
 	w, accepted := s.judge(hctx, key, h.Body.Routes)
-	if err := writeFrame(ctrl, w); err != nil {
-		return fail(err)
-	}
-	ctrl.SetDeadline(time.Time{})
-	return key, accepted, ctrl, nil
+	return key, w, accepted, ctrl, nil
 }
 
 // checkHello verifies a hello against this connection: the key of the
@@ -304,7 +470,7 @@ func (s *Server) checkHello(h *hello, key identity.PublicKey, nonce [32]byte, st
 	if err != nil {
 		return err
 	}
-	now := time.Now().Unix()
+	now := s.clock.Now().Unix()
 	switch {
 	case h.Body.Key != key:
 		return fmt.Errorf("%w: hello is for key %s, but the connection's certificate is %s", ErrProtocol, h.Body.Key, key)

@@ -90,9 +90,17 @@ func (discardLogger) Print(...any)          {}
 func (discardLogger) Printf(string, ...any) {}
 func (discardLogger) Println(...any)        {}
 
-type quicSession struct{ c *quic.Conn }
+// quicSession is one QUIC connection. On the backend, which dials each
+// connection from a socket of its own, release closes that transport and
+// socket once the connection is closed; on the gateway the transport is
+// the Serve loop's and release is nil.
+type quicSession struct {
+	c       *quic.Conn
+	release func()
+	once    sync.Once
+}
 
-func (s quicSession) Open(ctx context.Context) (net.Conn, error) {
+func (s *quicSession) Open(ctx context.Context) (net.Conn, error) {
 	st, err := s.c.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, err
@@ -100,7 +108,7 @@ func (s quicSession) Open(ctx context.Context) (net.Conn, error) {
 	return &quicStream{st, s.c}, nil
 }
 
-func (s quicSession) Accept(ctx context.Context) (net.Conn, error) {
+func (s *quicSession) Accept(ctx context.Context) (net.Conn, error) {
 	st, err := s.c.AcceptStream(ctx)
 	if err != nil {
 		return nil, err
@@ -108,11 +116,20 @@ func (s quicSession) Accept(ctx context.Context) (net.Conn, error) {
 	return &quicStream{st, s.c}, nil
 }
 
-func (s quicSession) Close() error             { return s.c.CloseWithError(0, "closed") }
-func (s quicSession) Done() <-chan struct{}    { return s.c.Context().Done() }
-func (s quicSession) Transport() Transport     { return TransportQUIC }
-func (s quicSession) TLS() tls.ConnectionState { return s.c.ConnectionState().TLS }
-func (s quicSession) RemoteAddr() net.Addr     { return s.c.RemoteAddr() }
+// Close closes the connection (quic-go returns once it has ended) and
+// then what it had alone.
+func (s *quicSession) Close() error {
+	err := s.c.CloseWithError(0, "closed")
+	if s.release != nil {
+		s.once.Do(s.release)
+	}
+	return err
+}
+
+func (s *quicSession) Done() <-chan struct{}    { return s.c.Context().Done() }
+func (s *quicSession) Transport() Transport     { return TransportQUIC }
+func (s *quicSession) TLS() tls.ConnectionState { return s.c.ConnectionState().TLS }
+func (s *quicSession) RemoteAddr() net.Addr     { return s.c.RemoteAddr() }
 
 // quicStream is a QUIC stream as a net.Conn. Close closes both
 // directions; CloseWrite only the sending one.
@@ -134,7 +151,7 @@ type yamuxSession struct {
 	tls *tls.Conn
 }
 
-func (s yamuxSession) Open(ctx context.Context) (net.Conn, error) {
+func (s *yamuxSession) Open(ctx context.Context) (net.Conn, error) {
 	st, err := s.s.OpenStream()
 	if err != nil {
 		return nil, err
@@ -142,7 +159,10 @@ func (s yamuxSession) Open(ctx context.Context) (net.Conn, error) {
 	return yamuxStream{st}, nil
 }
 
-func (s yamuxSession) Accept(ctx context.Context) (net.Conn, error) {
+// Accept waits for the peer's next stream. yamux cannot cancel an
+// accept alone: when ctx ends the session is given up, and Accept
+// returns once its accepting goroutine has.
+func (s *yamuxSession) Accept(ctx context.Context) (net.Conn, error) {
 	type res struct {
 		c   net.Conn
 		err error
@@ -160,16 +180,19 @@ func (s yamuxSession) Accept(ctx context.Context) (net.Conn, error) {
 	case r := <-ch:
 		return r.c, r.err
 	case <-ctx.Done():
-		s.s.Close() // Accept cannot be cancelled alone; the session is given up
+		s.s.Close()
+		if r := <-ch; r.c != nil {
+			r.c.Close()
+		}
 		return nil, ctx.Err()
 	}
 }
 
-func (s yamuxSession) Close() error             { return s.s.Close() }
-func (s yamuxSession) Done() <-chan struct{}    { return s.s.CloseChan() }
-func (s yamuxSession) Transport() Transport     { return TransportTCP }
-func (s yamuxSession) TLS() tls.ConnectionState { return s.tls.ConnectionState() }
-func (s yamuxSession) RemoteAddr() net.Addr     { return s.tls.RemoteAddr() }
+func (s *yamuxSession) Close() error             { return s.s.Close() }
+func (s *yamuxSession) Done() <-chan struct{}    { return s.s.CloseChan() }
+func (s *yamuxSession) Transport() Transport     { return TransportTCP }
+func (s *yamuxSession) TLS() tls.ConnectionState { return s.tls.ConnectionState() }
+func (s *yamuxSession) RemoteAddr() net.Addr     { return s.tls.RemoteAddr() }
 
 // yamuxStream adds CloseWrite: yamux's Close is already a half-close
 // (FIN); the stream is released when both sides closed.
@@ -186,9 +209,9 @@ func setUDPBuffers(pc net.PacketConn) {
 	}
 }
 
-// dialQUIC is quic.DialAddr on a socket read through rxConn. The
-// socket is closed when the connection ends.
-func dialQUIC(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+// dialQUIC dials a QUIC session from a socket of its own, read through
+// rxConn; closing the session closes the socket.
+func dialQUIC(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config) (*quicSession, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
@@ -199,45 +222,30 @@ func dialQUIC(ctx context.Context, addr string, tc *tls.Config, qc *quic.Config)
 	}
 	rx := newRxConn(u)
 	tr := &quic.Transport{Conn: rx}
-	c, err := tr.Dial(ctx, ua, tc, qc)
-	if err != nil {
+	release := func() {
 		tr.Close()
 		u.Close()
+		rx.wait()
+	}
+	c, err := tr.Dial(ctx, ua, tc, qc)
+	if err != nil {
+		release()
 		return nil, err
 	}
 	rx.track(c)
-	go func() {
-		<-c.Context().Done()
-		tr.Close()
-		u.Close()
-	}()
-	return c, nil
+	return &quicSession{c: c, release: release}, nil
 }
 
-// quicListener is a quic.Listener whose socket is read through rxConn.
-type quicListener struct {
-	*quic.Listener
-	rx *rxConn // nil when the socket is not a *net.UDPConn
-}
-
-// listenQUIC is quic.Listen on pc, read through rxConn.
-func listenQUIC(pc net.PacketConn, tc *tls.Config, qc *quic.Config) (quicListener, error) {
+// quicTransport is the gateway's QUIC transport on pc, read through
+// rxConn when pc is a *net.UDPConn (rx is nil otherwise). Closing the
+// transport closes its listener and connections, not pc.
+func quicTransport(pc net.PacketConn) (*quic.Transport, *rxConn) {
 	u, ok := pc.(*net.UDPConn)
 	if !ok {
-		ln, err := quic.Listen(pc, tc, qc)
-		return quicListener{ln, nil}, err
+		return &quic.Transport{Conn: pc}, nil
 	}
 	rx := newRxConn(u)
-	ln, err := quic.Listen(rx, tc, qc)
-	return quicListener{ln, rx}, err
-}
-
-func (l quicListener) Accept(ctx context.Context) (*quic.Conn, error) {
-	c, err := l.Listener.Accept(ctx)
-	if err == nil && l.rx != nil {
-		l.rx.track(c)
-	}
-	return c, err
+	return &quic.Transport{Conn: rx}, rx
 }
 
 // quic-go reads a socket on one goroutine and hands each datagram to its
@@ -289,7 +297,8 @@ type rxConn struct {
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]struct{}
-	gone  int64 // packets processed by connections that have ended
+	gone  int64          // packets processed by connections that have ended
+	wg    sync.WaitGroup // track's goroutines
 }
 
 func newRxConn(u *net.UDPConn) *rxConn {
@@ -309,14 +318,18 @@ func (r *rxConn) track(c *quic.Conn) {
 	r.mu.Lock()
 	r.conns[c] = struct{}{}
 	r.mu.Unlock()
-	go func() {
+	r.wg.Go(func() {
 		<-c.Context().Done()
 		r.mu.Lock()
 		delete(r.conns, c)
 		r.gone += int64(c.ConnectionStats().PacketsReceived)
 		r.mu.Unlock()
-	}()
+	})
 }
+
+// wait returns once every tracked connection has ended and been counted
+// out; the transport's Close ends them.
+func (r *rxConn) wait() { r.wg.Wait() }
 
 // backlog estimates how many datagrams handed to quic-go wait unprocessed.
 func (r *rxConn) backlog(now time.Time) int64 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -95,11 +96,45 @@ func TestUnauthorizedNameRefusedWithReason(t *testing.T) {
 	if st.Connected || !strings.Contains(st.LastError, "refused") || !strings.Contains(st.LastError, "not held by key") {
 		t.Fatalf("status %+v", st)
 	}
-	// Refusals back off exponentially: waits of at least 125, 250, 500,
-	// 1000 ms leave room for at most 5 attempts in 2 s.
-	time.Sleep(2 * time.Second)
-	if n := c2.Status()[0].Reconnects; n > 6 {
-		t.Fatalf("%d attempts in about 2 s: refusals do not back off", n)
+}
+
+// TestRefusalsBackOff: a backend the gateway refuses tries again after
+// the jittered exponential backoff on its clock (250 ms doubling per
+// failure, capped at MaxBackoff, drawn from the upper half of the step),
+// never sooner.
+func TestRefusalsBackOff(t *testing.T) {
+	t.Parallel()
+	clk := newFakeClock()
+	backend, key := newKey(t), newKey(t)
+	srv, err := NewServer(ServerConfig{Key: key, Logger: testLogger(t), Clock: clk, Authorizer: &holders{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := serveOn(t, srv, key, "127.0.0.1", true)
+	const limit = 30 * time.Second
+	c, _ := runClient(t, ClientConfig{
+		Key:      backend,
+		Names:    []Route{{Name: "web", Target: echoTarget(t, "b")}},
+		Gateways: []Gateway{{Addr: gw.addr, Key: gw.key.Public()}},
+		Clock:    clk, MaxBackoff: limit,
+	})
+	for n := 1; n <= 10; n++ {
+		waitFor(t, fmt.Sprintf("refusal %d", n), 10*time.Second, func() bool {
+			return c.Status()[0].Reconnects == n && len(clk.Pending()) == 1
+		})
+		if st := c.Status()[0]; st.Connected || !strings.Contains(st.LastError, "refused") {
+			t.Fatalf("after refusal %d: %+v", n, st)
+		}
+		step := min(250*time.Millisecond<<(n-1), limit)
+		d := clk.Pending()[0]
+		if d < step/2 || d > step {
+			t.Fatalf("wait after refusal %d: %v, want between %v and %v", n, d, step/2, step)
+		}
+		clk.Advance(d - time.Millisecond)
+		if len(clk.Pending()) != 1 {
+			t.Fatalf("the wait after refusal %d ended %v early", n, time.Millisecond)
+		}
+		clk.Advance(time.Millisecond)
 	}
 }
 

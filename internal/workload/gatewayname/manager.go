@@ -2,6 +2,7 @@ package gatewayname
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
+	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
@@ -20,57 +23,43 @@ import (
 // LayoutVersion is the version of the records' layout (part of the path).
 const LayoutVersion = 1
 
-// Route is what one workload's tunnels carry.
-type Route struct {
-	Name          string // the gateway name
-	Mode          string // spec.GatewayModeHTTP or spec.GatewayModePassthrough
-	Target        netip.AddrPort
-	ProxyProtocol bool
-	Gateways      []spec.GatewayRef
-}
-
-// Health is a tunnel client's view of its gateways.
-type Health struct {
-	Connected int    // gateways with a tunnel up
-	Total     int    // gateways listed
-	Problem   string // the latest reason a gateway is not connected, or ""
-}
-
-// Tunnel is one running tunnel client.
-type Tunnel interface {
-	// Run keeps the tunnels up until ctx ends.
-	Run(ctx context.Context) error
-	Health() Health
-}
+// nobody is the uid and gid tunnel clients run as by default.
+const nobody = 65534
 
 // Config configures a Manager.
 type Config struct {
 	DataDir string
 	Log     *slog.Logger
 	Clock   workload.Clock
-	// Open builds the tunnel client for a route; see NewTunnel.
-	Open func(Route) (Tunnel, error)
+	// Key is the node's identity key: each tunnel client gets it through
+	// a pipe and signs its hellos with it (the gateways find the node's
+	// key among the name's servers on the ledger).
+	Key identity.PrivateKey
+	// Command is the argv that starts a tunnel client, which runs
+	// RunClient: `zgridd tunnel-client`.
+	Command []string
+	// UID and GID are the ids tunnel clients run as when the agent runs
+	// as root (default 65534, nobody); a client of an agent that is not
+	// root keeps the agent's ids.
+	UID, GID uint32
+	// StopTimeout is how long a tunnel client has to exit after SIGTERM
+	// before SIGKILL (5 s).
+	StopTimeout time.Duration
 }
 
-// Manager runs gateway-name workloads. It is safe for concurrent use.
+// Manager runs gateway-name workloads, each as a tunnel client process of
+// its own (doc.go). It is safe for concurrent use.
 type Manager struct {
 	cfg    Config
 	root   string
 	locks  workload.Locks
 	events workload.EventQueues
+	recMu  sync.Mutex // serializes record read-modify-writes
 
-	mu      sync.Mutex
-	running map[workload.Ref]*running
-	closed  bool
-}
-
-// running is one workload's tunnel client goroutine.
-type running struct {
-	route  Route
-	tunnel Tunnel
-	cancel context.CancelFunc
-	done   chan struct{}
-	up     bool // seen connected, for the Ready event
+	mu     sync.Mutex
+	sups   map[workload.Ref]*supervisor
+	busy   map[workload.Ref]int // Provisions and Updates in progress
+	closed bool
 }
 
 // record is a workload's state.json.
@@ -79,6 +68,11 @@ type record struct {
 	Deployment uint64 `json:"deployment"`
 	Name       string `json:"name"`
 	PublicName string `json:"public_name"`
+	// Route is the hex routeHash of the route the client in Proc serves.
+	Route string `json:"route,omitempty"`
+	// Proc is the last tunnel client started, which may have exited.
+	Proc     *procID `json:"proc,omitempty"`
+	Restarts int     `json:"restarts"`
 }
 
 // LayoutVersion implements statefile.Versioned.
@@ -86,10 +80,24 @@ func (r *record) LayoutVersion() int { return r.Version }
 
 var _ workload.Manager = (*Manager)(nil)
 
-// New returns a manager keeping its records below cfg.DataDir.
+// New returns a manager keeping its records below cfg.DataDir. It starts
+// nothing: Provision adopts or starts each workload's tunnel client.
 func New(cfg Config) (*Manager, error) {
-	if cfg.DataDir == "" || cfg.Log == nil || cfg.Clock == nil || cfg.Open == nil {
-		return nil, errors.New("gatewayname: Config needs DataDir, Log, Clock and Open")
+	if cfg.DataDir == "" || cfg.Log == nil || cfg.Clock == nil || cfg.Key.IsZero() || len(cfg.Command) == 0 {
+		return nil, errors.New("gatewayname: Config needs DataDir, Log, Clock, Key and Command")
+	}
+	if os.Geteuid() != 0 {
+		cfg.UID, cfg.GID = uint32(os.Geteuid()), uint32(os.Getegid())
+	} else {
+		if cfg.UID == 0 {
+			cfg.UID = nobody
+		}
+		if cfg.GID == 0 {
+			cfg.GID = nobody
+		}
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 5 * time.Second
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -99,13 +107,17 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("gatewayname: %w", err)
 	}
-	return &Manager{cfg: cfg, root: root, running: map[workload.Ref]*running{}}, nil
+	return &Manager{cfg: cfg, root: root, sups: map[workload.Ref]*supervisor{}, busy: map[workload.Ref]int{}}, nil
 }
 
 func (m *Manager) dir(ref workload.Ref) string {
 	return filepath.Join(m.root, strconv.FormatUint(ref.Deployment, 10), ref.Name)
 }
-func (m *Manager) state(ref workload.Ref) string { return filepath.Join(m.dir(ref), "state.json") }
+func (m *Manager) state(ref workload.Ref) string  { return filepath.Join(m.dir(ref), "state.json") }
+func (m *Manager) health(ref workload.Ref) string { return filepath.Join(m.dir(ref), "health") }
+func (m *Manager) logFile(ref workload.Ref) string {
+	return filepath.Join(m.dir(ref), "log")
+}
 
 // Type implements workload.Manager.
 func (m *Manager) Type() string { return spec.TypeGatewayName }
@@ -115,23 +127,21 @@ func (m *Manager) List(context.Context) ([]workload.Ref, error) {
 	return workload.ListRecords(m.root, m.state)
 }
 
-// Close implements workload.Manager: it stops every tunnel (they live in
-// this process); the next agent's Provision starts them again.
+// Close implements workload.Manager: it stops supervising and returns once
+// every supervisor has ended; the tunnel clients keep running, and the
+// next agent's Provision adopts them.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
-	rs := m.running
-	m.running = map[workload.Ref]*running{}
+	sups := m.sups
+	m.sups = map[workload.Ref]*supervisor{}
 	m.mu.Unlock()
-	for _, r := range rs {
-		r.stop()
+	for _, s := range sups {
+		if p := s.stop(); p != nil {
+			p.close()
+		}
 	}
 	return nil
-}
-
-func (r *running) stop() {
-	r.cancel()
-	<-r.done
 }
 
 // Provision implements workload.Manager.
@@ -140,7 +150,7 @@ func (m *Manager) Provision(ctx context.Context, d workload.Deployment, w spec.W
 }
 
 // Update implements workload.Manager: a changed route restarts the
-// workload's tunnels.
+// workload's tunnel client.
 func (m *Manager) Update(ctx context.Context, d workload.Deployment, w spec.Workload) error {
 	return m.converge(ctx, d, w, true)
 }
@@ -151,16 +161,25 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 		return err
 	}
 	ref := workload.Ref{Deployment: d.ID, Name: w.Name}
+	m.mu.Lock()
+	m.busy[ref]++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.busy[ref]--; m.busy[ref] == 0 {
+			delete(m.busy, ref)
+		}
+		m.mu.Unlock()
+	}()
 	unlock := m.locks.Lock(ref)
 	defer unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var rec record
-	ok, err := statefile.LoadVersion(m.state(ref), &rec, LayoutVersion)
+	rec, ok, err := m.load(ref)
 	switch {
 	case err != nil:
-		return fmt.Errorf("gateway-name %s: %w", w.Name, err)
+		return err
 	case !ok && mustExist:
 		return fmt.Errorf("gateway-name %s: %w", w.Name, workload.ErrNotFound)
 	}
@@ -168,82 +187,124 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 	if err != nil {
 		return err
 	}
-	rec = record{Version: LayoutVersion, Deployment: d.ID, Name: w.Name, PublicName: cfg.Name}
+	sum, err := routeHash(route)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(m.dir(ref), 0o700); err != nil {
 		return fmt.Errorf("gateway-name %s: %w", w.Name, err)
 	}
-	if err := statefile.Save(m.state(ref), &rec); err != nil {
-		return fmt.Errorf("gateway-name %s: %w", w.Name, err)
-	}
-	return m.start(ref, route)
-}
-
-// route resolves the backend container's address.
-func (m *Manager) route(ctx context.Context, d workload.Deployment, cfg spec.GatewayNameConfig) (Route, error) {
-	if d.Siblings == nil {
-		return Route{}, workload.Permanent(workload.ErrInvalid, "gateway-name %s: no sibling workloads to forward to", cfg.Name)
-	}
-	addr, err := d.Siblings.Addr(ctx, cfg.Backend)
+	// The record comes first: the records list everything a manager may
+	// have left on the machine.
+	err = m.update(ref, func(r *record) {
+		r.Version, r.Deployment, r.Name, r.PublicName = LayoutVersion, d.ID, w.Name, cfg.Name
+	})
 	if err != nil {
-		return Route{}, err
+		return err
 	}
-	mode := cfg.Mode
-	if mode == "" {
-		mode = spec.GatewayModeHTTP
-	}
-	return Route{Name: cfg.Name, Mode: mode, Target: netip.AddrPortFrom(addr, cfg.Port),
-		ProxyProtocol: cfg.ProxyProtocol, Gateways: cfg.Gateways}, nil
+	return m.ensure(ctx, ref, rec, route, hex.EncodeToString(sum[:]))
 }
 
-// start runs the route's tunnel client unless it already runs the same
-// route.
-func (m *Manager) start(ref workload.Ref, route Route) error {
+// ensure makes a tunnel client serve route, under a supervisor: the one
+// running already when it serves route, one started by a previous agent
+// (adopted), or a new one.
+func (m *Manager) ensure(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return workload.ErrClosed
 	}
-	old := m.running[ref]
-	if old != nil && sameRoute(old.route, route) {
-		m.mu.Unlock()
+	s := m.sups[ref]
+	m.mu.Unlock()
+	if s != nil && s.hash == hash {
 		return nil
 	}
-	delete(m.running, ref)
-	m.mu.Unlock()
-	if old != nil {
-		old.stop()
-		m.event(ref, eventlog.KindProvisioning, "route changed: tunnels restarted")
-	}
-	t, err := m.cfg.Open(route)
-	if err != nil {
-		return workload.Permanent(workload.ErrInvalid, "gateway-name %s: %v", route.Name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{route: route, tunnel: t, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := t.Run(ctx); err != nil && ctx.Err() == nil {
-			m.cfg.Log.Warn("gateway tunnel stopped", "deployment", ref.Deployment, "name", ref.Name, "err", err)
+	var old *proc
+	if s != nil {
+		old = m.stopSupervisor(ref)
+	} else if rec.Proc != nil {
+		p, err := adopt(*rec.Proc)
+		if err != nil {
+			return fmt.Errorf("gateway-name %s: find its tunnel client: %w", ref.Name, err)
 		}
-	}()
-	m.mu.Lock()
-	m.running[ref] = r
-	m.mu.Unlock()
-	m.cfg.Log.Info("gateway tunnels started", "deployment", ref.Deployment, "name", ref.Name,
-		"public_name", route.Name, "target", route.Target.String(), "gateways", len(route.Gateways))
-	return nil
+		switch {
+		case p != nil && rec.Route == hash:
+			return m.supervise(ctx, ref, rec, route, hash, p)
+		case p != nil:
+			old = p
+		default:
+			m.event(ref, eventlog.KindDegraded, "the tunnel client was gone when the agent started; starting it again")
+		}
+	}
+	if old != nil {
+		_, err := old.kill(m.cfg.StopTimeout)
+		old.close()
+		if err != nil {
+			return fmt.Errorf("gateway-name %s: %w", ref.Name, err)
+		}
+		m.event(ref, eventlog.KindProvisioning, "route changed: tunnel client restarted")
+	}
+	return m.supervise(ctx, ref, rec, route, hash, nil)
 }
 
-func sameRoute(a, b Route) bool {
-	if a.Name != b.Name || a.Mode != b.Mode || a.Target != b.Target || a.ProxyProtocol != b.ProxyProtocol || len(a.Gateways) != len(b.Gateways) {
-		return false
-	}
-	for i := range a.Gateways {
-		if a.Gateways[i] != b.Gateways[i] {
-			return false
+// supervise starts a supervisor for ref over adopted, or over a new
+// client, and returns once that client has started.
+func (m *Manager) supervise(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string, adopted *proc) error {
+	s := m.newSupervisor(ref, route, hash, rec.Restarts)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		if adopted != nil {
+			adopted.close()
 		}
+		return workload.ErrClosed
 	}
-	return true
+	m.sups[ref] = s
+	m.mu.Unlock()
+	first := make(chan error, 1)
+	go s.run(adopted, first)
+	select {
+	case err := <-first:
+		if err != nil {
+			return workload.Retryable(err, "gateway-name %s: start its tunnel client: %s (retrying)", ref.Name, workload.Reason(err))
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopSupervisor stops ref's supervisor, if any, and returns the client
+// it watched, which keeps running.
+func (m *Manager) stopSupervisor(ref workload.Ref) *proc {
+	m.mu.Lock()
+	s := m.sups[ref]
+	delete(m.sups, ref)
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.stop()
+}
+
+// route resolves the backend container's address.
+func (m *Manager) route(ctx context.Context, d workload.Deployment, cfg spec.GatewayNameConfig) (handoverRoute, error) {
+	if d.Siblings == nil {
+		return handoverRoute{}, workload.Permanent(workload.ErrInvalid, "gateway-name %s: no sibling workloads to forward to", cfg.Name)
+	}
+	addr, err := d.Siblings.Addr(ctx, cfg.Backend)
+	if err != nil {
+		return handoverRoute{}, err
+	}
+	mode := cfg.Mode
+	if mode == "" {
+		mode = spec.GatewayModeHTTP
+	}
+	r := handoverRoute{Name: cfg.Name, Mode: mode, Target: netip.AddrPortFrom(addr, cfg.Port).String(), Proxy: cfg.ProxyProtocol}
+	for _, g := range cfg.Gateways {
+		r.Gateways = append(r.Gateways, handoverGateway{Addr: g.Address, Key: g.Key})
+	}
+	return r, nil
 }
 
 // check validates a gateway-name workload and returns its config.
@@ -264,7 +325,9 @@ func check(w spec.Workload) (spec.GatewayNameConfig, error) {
 	return cfg, nil
 }
 
-// Deprovision implements workload.Manager.
+// Deprovision implements workload.Manager: it stops the tunnel client
+// (SIGTERM, SIGKILL after StopTimeout), adopted or not, and removes the
+// workload's directory.
 func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name string) error {
 	if err := workload.CheckName(name); err != nil {
 		return err
@@ -272,12 +335,24 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 	ref := workload.Ref{Deployment: d.ID, Name: name}
 	unlock := m.locks.Lock(ref)
 	defer unlock()
-	m.mu.Lock()
-	r := m.running[ref]
-	delete(m.running, ref)
-	m.mu.Unlock()
-	if r != nil {
-		r.stop()
+	p := m.stopSupervisor(ref)
+	if p == nil {
+		rec, ok, err := m.load(ref)
+		if err != nil {
+			return err
+		}
+		if ok && rec.Proc != nil {
+			if p, err = adopt(*rec.Proc); err != nil {
+				return fmt.Errorf("gateway-name %s: find its tunnel client: %w", name, err)
+			}
+		}
+	}
+	if p != nil {
+		_, err := p.kill(m.cfg.StopTimeout)
+		p.close()
+		if err != nil {
+			return fmt.Errorf("gateway-name %s: %w", name, err)
+		}
 	}
 	if err := os.RemoveAll(m.dir(ref)); err != nil {
 		return fmt.Errorf("gateway-name %s: %w", name, err)
@@ -289,58 +364,124 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 
 // Observe implements workload.Manager: Ready while every listed gateway
 // has a tunnel up, Degraded while only some do, Provisioning while none
-// does yet, each with the reason a gateway is not connected.
+// does yet or the client is (re)starting, each with the reason; Pending
+// for a client a previous agent started until Provision adopts it.
 func (m *Manager) Observe(ctx context.Context, d workload.Deployment, name string) (workload.Status, error) {
 	if err := workload.CheckName(name); err != nil {
 		return workload.Status{}, err
 	}
 	ref := workload.Ref{Deployment: d.ID, Name: name}
-	var rec record
-	ok, err := statefile.LoadVersion(m.state(ref), &rec, LayoutVersion)
+	rec, ok, err := m.load(ref)
 	if err != nil {
-		return workload.Status{}, fmt.Errorf("gateway-name %s: %w", name, err)
+		return workload.Status{}, err
 	}
 	m.mu.Lock()
-	r := m.running[ref]
+	s, busy := m.sups[ref], m.busy[ref] > 0
 	m.mu.Unlock()
 	switch {
-	case !ok && r == nil:
+	case s == nil && busy:
+		return workload.Status{State: workload.Provisioning, Reason: "being provisioned", Restarts: rec.Restarts, Events: m.events.For(ref).Drain()}, nil
+	case !ok && s == nil:
 		return workload.Status{}, fmt.Errorf("gateway-name %s: %w", name, workload.ErrNotFound)
-	case r == nil:
-		return workload.Status{State: workload.Pending, Reason: "tunnels not started yet", Events: m.events.For(ref).Drain()}, nil
+	case s == nil:
+		return workload.Status{State: workload.Pending, Reason: "tunnel client not adopted by this agent yet (Provision adopts it)",
+			Restarts: rec.Restarts, Events: m.events.For(ref).Drain()}, nil
 	}
-	h := r.tunnel.Health()
-	st := workload.Status{State: workload.Ready}
-	switch {
-	case h.Connected == 0:
-		st.State, st.Reason = workload.Provisioning, fmt.Sprintf("no gateway connected yet (of %d)", h.Total)
-	case h.Connected < h.Total:
-		st.State, st.Reason = workload.Degraded, fmt.Sprintf("%d of %d gateways connected", h.Connected, h.Total)
-	}
-	if h.Problem != "" && st.State != workload.Ready {
-		st.Reason += ": " + h.Problem
+	pid, restarts, down := s.status()
+	st := workload.Status{State: workload.Provisioning, Restarts: restarts}
+	if pid == 0 {
+		st.Reason = down
+	} else {
+		st.State, st.Reason = m.healthState(ref, pid)
+		s.noteUp(st.State == workload.Ready || st.State == workload.Degraded)
 	}
 	if len(st.Reason) > workload.MaxReason {
 		st.Reason = st.Reason[:workload.MaxReason]
 	}
-	m.noteUp(ref, r, h)
 	st.Events = m.events.For(ref).Drain()
 	return st, nil
 }
 
-// noteUp records an event when the tunnels first come up, and when all
-// are lost.
-func (m *Manager) noteUp(ref workload.Ref, r *running, h Health) {
-	m.mu.Lock()
-	was := r.up
-	r.up = h.Connected > 0
-	m.mu.Unlock()
+// healthState reads the health record of client pid.
+func (m *Manager) healthState(ref workload.Ref, pid int) (workload.State, string) {
+	h, err := m.readHealth(ref)
 	switch {
-	case r.up && !was:
-		m.event(ref, eventlog.KindReady, fmt.Sprintf("serving %s through %d of %d gateways", r.route.Name, h.Connected, h.Total))
-	case !r.up && was:
-		m.event(ref, eventlog.KindDegraded, "all gateway tunnels down: "+h.Problem)
+	case err != nil:
+		return workload.Provisioning, fmt.Sprintf("tunnel client (pid %d): %v", pid, err)
+	case int(h.PID) != pid:
+		return workload.Provisioning, fmt.Sprintf("tunnel client (pid %d) starting", pid)
 	}
+	if age := m.cfg.Clock.Now().Sub(time.Unix(h.Time, 0)); age > healthStale {
+		return workload.Provisioning, fmt.Sprintf("tunnel client (pid %d) has not reported for %s", pid, age.Round(time.Second))
+	}
+	var state workload.State
+	var reason string
+	switch {
+	case h.Connected == 0:
+		state, reason = workload.Provisioning, fmt.Sprintf("no gateway connected yet (of %d)", h.Total)
+	case h.Connected < h.Total:
+		state, reason = workload.Degraded, fmt.Sprintf("%d of %d gateways connected", h.Connected, h.Total)
+	default:
+		return workload.Ready, ""
+	}
+	if h.Problem != "" {
+		reason += ": " + h.Problem
+	}
+	return state, reason
+}
+
+// readHealth reads a client's health record; one caught while being
+// written is read again.
+func (m *Manager) readHealth(ref workload.Ref) (healthRecord, error) {
+	f, err := os.Open(m.health(ref))
+	if err != nil {
+		return healthRecord{}, err
+	}
+	defer f.Close()
+	b := make([]byte, healthSize)
+	for range 5 {
+		n, err := f.ReadAt(b, 0)
+		if n < healthSize && err != nil {
+			clear(b[n:])
+		}
+		h, ok, err := decodeHealth(b)
+		switch {
+		case errors.Is(err, errTorn):
+			time.Sleep(time.Millisecond)
+			continue
+		case err != nil:
+			return h, err
+		case !ok:
+			return h, errors.New("no health record yet")
+		}
+		return h, nil
+	}
+	return healthRecord{}, errTorn
+}
+
+// load reads ref's record.
+func (m *Manager) load(ref workload.Ref) (record, bool, error) {
+	var rec record
+	ok, err := statefile.LoadVersion(m.state(ref), &rec, LayoutVersion)
+	if err != nil {
+		return rec, false, fmt.Errorf("gateway-name %s: %w", ref.Name, err)
+	}
+	return rec, ok, nil
+}
+
+// update changes ref's record, creating it when missing.
+func (m *Manager) update(ref workload.Ref, f func(*record)) error {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	rec, _, err := m.load(ref)
+	if err != nil {
+		return err
+	}
+	f(&rec)
+	if err := statefile.Save(m.state(ref), &rec); err != nil {
+		return fmt.Errorf("gateway-name %s: %w", ref.Name, err)
+	}
+	return nil
 }
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {
