@@ -18,6 +18,7 @@ import (
 
 type gatewayFlags struct {
 	domain, ledger, dir, trustRoot      string
+	announce                            string
 	listen, tunnelListen, metricsListen string
 	acmeDir, acmeEmail                  string
 	drain                               time.Duration
@@ -31,7 +32,9 @@ func newGatewayCmd(g *globals) *cobra.Command {
 		Short: "Run a web gateway: HTTPS for NAME.DOMAIN, carried to backends over the tunnels they open",
 		Long: `Serves https://NAME.DOMAIN on --listen for backends that reached this gateway
 through an outbound tunnel on --tunnel-listen (QUIC on UDP, TLS on TCP, same
-port). A backend may serve a name only with a key the name's contract on
+port). At start it announces on the ledger, signed with its key, where
+that listener is (--announce): specs that name the gateway by key alone
+reach it there, and nodes follow when it moves. A backend may serve a name only with a key the name's contract on
 the ledger authorizes (read with proofs, verified from the trusted ledger
 state in --dir). Names whose backends ask for passthrough get the raw
 TLS bytes (the backend holds the certificate); the others are terminated
@@ -54,7 +57,8 @@ flight finish for --drain, then closes what is left.`,
 	fl.StringVar(&f.dir, "dir", "", "state directory: tunnel key, local CA or ACME storage, trusted ledger state (created if missing)")
 	fl.StringVar(&f.trustRoot, "trust-root", "", "trust file to start verifying the ledger from, when DIR/ledger-trust.json does not exist yet (from `zgrid up` or `zgridd chain`)")
 	fl.StringVar(&f.listen, "listen", ":443", "HTTPS address for clients, host:port")
-	fl.StringVar(&f.tunnelListen, "tunnel-listen", ":4443", "address backends' tunnels connect to (UDP for QUIC and TCP for TLS)")
+	fl.StringVar(&f.tunnelListen, "tunnel-listen", ":4443", "address backends' tunnels connect to (UDP for QUIC and TCP for TLS, on one port)")
+	fl.StringVar(&f.announce, "announce", "", "HOST:PORT where nodes reach the tunnel listener, announced on the ledger (default: the listener's address, when it names one host)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus metrics address (keep it on loopback; empty: off)")
 	fl.StringVar(&f.acmeDir, "acme-dir", "", "ACME directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory (default: local CA)")
 	fl.StringVar(&f.acmeEmail, "acme-email", "", "ACME account email (with --acme-dir)")
@@ -126,6 +130,17 @@ func runGateway(cmd *cobra.Command, g *globals, f *gatewayFlags) error {
 		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go msrv.Serve(lns.metrics)
 	}
+	addr, err := gateway.AnnounceAddress(f.announce, lns.tunnel.Addr())
+	if err == nil {
+		var id uint64
+		if id, err = gateway.Announce(ctx, lc, key, addr); err == nil {
+			log.Info("announced on the ledger", "gateway", id, "tunnels", addr)
+		}
+	}
+	if err != nil {
+		stopTunnels()
+		return errors.Join(err, gw.Close(), ts.Close())
+	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "gateway ready: https://*.%s on %s, tunnels on %s (quic+tls)\n", f.domain, lns.https.Addr(), lns.tunnel.Addr())
 	fmt.Fprintf(out, "gateway key: %s\n", key.Public())
@@ -180,7 +195,8 @@ func listenGateway(f *gatewayFlags) (*gatewayListeners, error) {
 		closeAll()
 		return nil, fmt.Errorf("--tunnel-listen %s (TCP): %w", f.tunnelListen, err)
 	}
-	if l.udp, err = net.ListenPacket("udp", f.tunnelListen); err != nil {
+	// QUIC on the same port TCP got (also when the flag asked for port 0).
+	if l.udp, err = net.ListenPacket("udp", l.tunnel.Addr().String()); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("--tunnel-listen %s (UDP): %w", f.tunnelListen, err)
 	}

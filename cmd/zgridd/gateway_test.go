@@ -55,6 +55,12 @@ func TestGatewayProcess(t *testing.T) {
 	if gwKey.IsZero() || !strings.Contains(strings.Join(lines, "\n"), "CA certificate: "+filepath.Join(dir, "ca.crt")) {
 		t.Fatalf("start lines lack the key or the CA path:\n%s", strings.Join(lines, "\n"))
 	}
+	// It announced where its tunnels are, signed with its key, so that
+	// specs can name it by key alone.
+	waitFor(t, "the gateway's announce at "+tun, func() (*ledger.Gateway, bool) {
+		g, err := c.Gateway(t.Context(), gwKey)
+		return g, err == nil && g.Address == tun
+	})
 
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "web via "+r.Header.Get("X-Forwarded-Proto"))

@@ -118,7 +118,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if ov != nil {
 		defer ov.Close()
 	}
-	managers, err := newManagers(f, log, key, c.Chain(), id, ov)
+	managers, err := newManagers(f, log, key, c, id, ov)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,8 @@ func readApproval(path string) (*node.ApprovalFile, error) {
 	return node.ReadApprovalFile(path)
 }
 
-func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain string, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
+func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *client.Client, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
+	chain := c.Chain()
 	clock := workload.SystemClock{}
 	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
 	if err != nil {
@@ -209,7 +210,14 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain 
 		return nil, err
 	}
 	gwl := log.With("workload", "gateway-name")
-	gws, err := gatewayname.New(gatewayname.Config{DataDir: f.data, Log: gwl, Clock: clock, Key: key, Command: tunnelClientCommand})
+	gws, err := gatewayname.New(gatewayname.Config{DataDir: f.data, Log: gwl, Clock: clock, Key: key, Command: tunnelClientCommand,
+		Resolve: func(ctx context.Context, k identity.PublicKey) (string, error) {
+			g, err := c.Gateway(ctx, k)
+			if err != nil {
+				return "", err
+			}
+			return g.Address, nil
+		}})
 	if err != nil {
 		vol.Close()
 		ctr.Close()

@@ -35,9 +35,12 @@ type GatewayNameConfig struct {
 	Gateways []GatewayRef `cbor:"gateways" json:"gateways"`
 }
 
-// GatewayRef names one gateway's tunnel address and its identity key.
+// GatewayRef names one gateway by its identity key (which the node pins)
+// and, optionally, its tunnel address. Without an address the node uses
+// the one the gateway announced on the ledger, and follows it when the
+// gateway moves.
 type GatewayRef struct {
-	Address string             `cbor:"address" json:"address"` // HOST:PORT (UDP for QUIC, TCP for TLS)
+	Address string             `cbor:"address,omitempty" json:"address,omitempty"` // HOST:PORT (UDP for QUIC, TCP for TLS)
 	Key     identity.PublicKey `cbor:"key" json:"key"`
 }
 
@@ -89,17 +92,22 @@ func (g *GatewayNameConfig) Validate() error {
 	case len(g.Gateways) == 0 || len(g.Gateways) > MaxGateways:
 		return fmt.Errorf("%w: %d gateways, want 1..%d", ErrInvalid, len(g.Gateways), MaxGateways)
 	}
+	// A gateway may be listed at several addresses, or once without one.
 	seen := make(map[string]bool, len(g.Gateways))
 	for i, gw := range g.Gateways {
+		id := gw.Address
+		if id == "" {
+			id = gw.Key.String()
+		}
 		switch {
-		case !ValidGatewayAddress(gw.Address):
+		case gw.Address != "" && !ValidGatewayAddress(gw.Address):
 			return fmt.Errorf("%w: gateways[%d]: address %q is not HOST:PORT", ErrInvalid, i, gw.Address)
 		case gw.Key.IsZero():
 			return fmt.Errorf("%w: gateways[%d]: key is missing", ErrInvalid, i)
-		case seen[gw.Address]:
-			return fmt.Errorf("%w: gateways[%d]: %s is listed twice", ErrInvalid, i, gw.Address)
+		case seen[id]:
+			return fmt.Errorf("%w: gateways[%d]: %s is listed twice", ErrInvalid, i, id)
 		}
-		seen[gw.Address] = true
+		seen[id] = true
 	}
 	return nil
 }

@@ -122,3 +122,34 @@ func TestGatewayBackendCanonical(t *testing.T) {
 		}
 	}
 }
+
+// A gateway named by key only is looked up on the ledger by the node; it
+// may not be listed twice that way.
+func TestGatewayByKeyOnly(t *testing.T) {
+	t.Parallel()
+	key, _ := identity.ParsePublicKey(testGatewayKey)
+	g := GatewayNameConfig{Name: "hello", Backend: "web", Port: 80, Gateways: []GatewayRef{{Key: key}}}
+	if err := g.Validate(); err != nil {
+		t.Fatalf("key only: %v", err)
+	}
+	g.Gateways = append(g.Gateways, GatewayRef{Key: key})
+	if err := g.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("the same key-only gateway twice: %v", err)
+	}
+	g.Gateways[1].Address = "10.0.0.1:4443"
+	if err := g.Validate(); err != nil {
+		t.Fatalf("key only and at an address: %v", err)
+	}
+	doc, err := testParser().Parse("gw.yaml", []byte(`version: 1
+workloads:
+  - {name: web, type: container, image: "hub.example.net/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000", cpu: 250m, memory: 64MiB, ports: [80]}
+  - {name: site, type: gateway-name, public_name: hello, backend: web, port: 80, gateways: [{key: `+testGatewayKey+`}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg GatewayNameConfig
+	if err := doc.Spec.Workloads[1].DecodeConfig(&cfg); err != nil || len(cfg.Gateways) != 1 || cfg.Gateways[0].Address != "" {
+		t.Fatalf("parsed: %+v %v", cfg, err)
+	}
+}

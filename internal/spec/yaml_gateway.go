@@ -52,7 +52,7 @@ func (c *compiler) gatewayName(m fields, w *yWorkload) {
 	if p, ok := m["proxy_protocol"]; ok {
 		g.ProxyProtocol, _ = c.boolean(p.val, join(w.path, "proxy_protocol"))
 	}
-	if p, ok := c.need(m, w.node, w.path, "gateways", "the gateways to tunnel to, e.g. gateways: [{address: gw.example.net:4443, key: zgpub1...}]"); ok {
+	if p, ok := c.need(m, w.node, w.path, "gateways", "the gateways to tunnel to, e.g. gateways: [{key: zgpub1...}] (each gateway's address is looked up on the ledger; or give it: {address: gw.example.net:4443, key: zgpub1...})"); ok {
 		g.Gateways = c.gatewayRefs(p.val, join(w.path, "gateways"))
 	}
 	c.setConfig(w, g)
@@ -63,13 +63,13 @@ func (c *compiler) gatewayRefs(n *yaml.Node, gpath string) []GatewayRef {
 	var out []GatewayRef
 	for i, item := range c.list(n, gpath) {
 		ipath := index(gpath, i)
-		m := c.mapping(item, ipath, "a gateway: {address: HOST:PORT, key: zgpub1...}")
+		m := c.mapping(item, ipath, "a gateway: {key: zgpub1...} or {address: HOST:PORT, key: zgpub1...}")
 		if m == nil {
 			continue
 		}
 		c.allow(m, ipath, gatewayRefFields, nil)
 		var r GatewayRef
-		if p, ok := c.need(m, c.value(item), ipath, "address", "the gateway's tunnel address, HOST:PORT"); ok {
+		if p, ok := m["address"]; ok { // optional: without it, the address the gateway announced on the ledger
 			apath := join(ipath, "address")
 			if s, ok := c.str(p.val, apath); ok {
 				if !ValidGatewayAddress(s) {

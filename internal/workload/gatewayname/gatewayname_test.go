@@ -93,6 +93,12 @@ func gatewayServer(t *testing.T, key identity.PublicKey) (*tunnel.Server, spec.G
 
 func countingGateway(t *testing.T, key identity.PublicKey) (*tunnel.Server, spec.GatewayRef, *tunnelCount) {
 	gk, _ := identity.GenerateKey(rand.Reader)
+	return gatewayWithKey(t, gk, key)
+}
+
+// gatewayWithKey runs a tunnel server with key gk on a new port that
+// authorizes key.
+func gatewayWithKey(t *testing.T, gk identity.PrivateKey, key identity.PublicKey) (*tunnel.Server, spec.GatewayRef, *tunnelCount) {
 	count := &tunnelCount{up: map[string]int{}}
 	srv, err := tunnel.NewServer(tunnel.ServerConfig{Key: gk, Authorizer: allow(key), Observer: count})
 	if err != nil {
@@ -138,12 +144,21 @@ func testLog() *slog.Logger {
 // test binary. When the test ends it is closed and any client left under
 // dir is killed: no process outlives the test.
 func newManager(t *testing.T, key identity.PrivateKey, dir string) *Manager {
+	return newManagerWith(t, key, dir, nil)
+}
+
+// newManagerWith is newManager with Config changed by set.
+func newManagerWith(t *testing.T, key identity.PrivateKey, dir string, set func(*Config)) *Manager {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Config{DataDir: dir, Log: testLog(), Clock: workload.SystemClock{}, Key: key,
-		Command: []string{exe, clientRole}, StopTimeout: 2 * time.Second})
+	cfg := Config{DataDir: dir, Log: testLog(), Clock: workload.SystemClock{}, Key: key,
+		Command: []string{exe, clientRole}, StopTimeout: 2 * time.Second}
+	if set != nil {
+		set(&cfg)
+	}
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -45,6 +46,13 @@ type Config struct {
 	// StopTimeout is how long a tunnel client has to exit after SIGTERM
 	// before SIGKILL (5 s).
 	StopTimeout time.Duration
+	// Resolve finds the tunnel address a gateway announced on the ledger,
+	// for gateways a spec names by key only (a verified read). Nil: such
+	// specs are refused. Addresses are looked up again every
+	// ResolveEvery (10 s) while a workload's tunnels are not all up, and
+	// a moved gateway restarts the tunnel client.
+	Resolve      func(ctx context.Context, key identity.PublicKey) (string, error)
+	ResolveEvery time.Duration
 }
 
 // Manager runs gateway-name workloads, each as a tunnel client process of
@@ -95,6 +103,9 @@ func New(cfg Config) (*Manager, error) {
 		if cfg.GID == 0 {
 			cfg.GID = nobody
 		}
+	}
+	if cfg.ResolveEvery <= 0 {
+		cfg.ResolveEvery = 10 * time.Second
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 5 * time.Second
@@ -202,13 +213,13 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 	if err != nil {
 		return err
 	}
-	return m.ensure(ctx, ref, rec, route, hex.EncodeToString(sum[:]))
+	return m.ensure(ctx, ref, rec, route, hex.EncodeToString(sum[:]), cfg.Gateways)
 }
 
 // ensure makes a tunnel client serve route, under a supervisor: the one
 // running already when it serves route, one started by a previous agent
 // (adopted), or a new one.
-func (m *Manager) ensure(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string) error {
+func (m *Manager) ensure(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string, refs []spec.GatewayRef) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -229,7 +240,7 @@ func (m *Manager) ensure(ctx context.Context, ref workload.Ref, rec record, rout
 		}
 		switch {
 		case p != nil && rec.Route == hash:
-			return m.supervise(ctx, ref, rec, route, hash, p)
+			return m.supervise(ctx, ref, rec, route, hash, refs, p)
 		case p != nil:
 			old = p
 		default:
@@ -244,13 +255,16 @@ func (m *Manager) ensure(ctx context.Context, ref workload.Ref, rec record, rout
 		}
 		m.event(ref, eventlog.KindProvisioning, "route changed: tunnel client restarted")
 	}
-	return m.supervise(ctx, ref, rec, route, hash, nil)
+	return m.supervise(ctx, ref, rec, route, hash, refs, nil)
 }
 
 // supervise starts a supervisor for ref over adopted, or over a new
 // client, and returns once that client has started.
-func (m *Manager) supervise(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string, adopted *proc) error {
+func (m *Manager) supervise(ctx context.Context, ref workload.Ref, rec record, route handoverRoute, hash string, refs []spec.GatewayRef, adopted *proc) error {
 	s := m.newSupervisor(ref, route, hash, rec.Restarts)
+	if slices.ContainsFunc(refs, func(g spec.GatewayRef) bool { return g.Address == "" }) {
+		s.keyed, s.resolved = refs, m.cfg.Clock.Now()
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -303,6 +317,26 @@ func (m *Manager) route(ctx context.Context, d workload.Deployment, cfg spec.Gat
 	r := handoverRoute{Name: cfg.Name, Mode: mode, Target: netip.AddrPortFrom(addr, cfg.Port).String(), Proxy: cfg.ProxyProtocol}
 	for _, g := range cfg.Gateways {
 		r.Gateways = append(r.Gateways, handoverGateway{Addr: g.Address, Key: g.Key})
+	}
+	return m.resolve(ctx, r, cfg.Gateways)
+}
+
+// resolve fills in the address of every gateway refs names by key only,
+// from what it announced on the ledger.
+func (m *Manager) resolve(ctx context.Context, r handoverRoute, refs []spec.GatewayRef) (handoverRoute, error) {
+	r.Gateways = slices.Clone(r.Gateways)
+	for i, g := range refs {
+		if g.Address != "" {
+			continue
+		}
+		if m.cfg.Resolve == nil {
+			return r, workload.Permanent(workload.ErrInvalid, "gateway-name %s: gateway %s is named by key only, and this node cannot look gateways up", r.Name, g.Key)
+		}
+		addr, err := m.cfg.Resolve(ctx, g.Key)
+		if err != nil {
+			return r, workload.Retryable(err, "gateway-name %s: where is gateway %s? %s (retrying: it announces its address when it starts)", r.Name, g.Key, workload.Reason(err))
+		}
+		r.Gateways[i].Addr = addr
 	}
 	return r, nil
 }
@@ -387,6 +421,7 @@ func (m *Manager) Observe(ctx context.Context, d workload.Deployment, name strin
 		return workload.Status{State: workload.Pending, Reason: "tunnel client not adopted by this agent yet (Provision adopts it)",
 			Restarts: rec.Restarts, Events: m.events.For(ref).Drain()}, nil
 	}
+	m.followGateways(ctx, ref, rec, s)
 	pid, restarts, down := s.status()
 	st := workload.Status{State: workload.Provisioning, Restarts: restarts}
 	if pid == 0 {
@@ -400,6 +435,33 @@ func (m *Manager) Observe(ctx context.Context, d workload.Deployment, name strin
 	}
 	st.Events = m.events.For(ref).Drain()
 	return st, nil
+}
+
+// followGateways looks up again, at most every ResolveEvery while not all
+// its tunnels are up, the gateways s's spec names by key, and restarts the
+// tunnel client on the new addresses when one moved (a gateway restarted
+// on another port).
+func (m *Manager) followGateways(ctx context.Context, ref workload.Ref, rec record, s *supervisor) {
+	if len(s.keyed) == 0 || !s.resolveDue(m.cfg.Clock.Now(), m.cfg.ResolveEvery) {
+		return
+	}
+	if h, err := m.readHealth(ref); err == nil && h.Connected == h.Total && h.Total > 0 {
+		return
+	}
+	route, err := m.resolve(ctx, s.route, s.keyed)
+	if err != nil {
+		m.cfg.Log.Warn("look up gateways", "name", ref.Name, "err", err)
+		return
+	}
+	sum, err := routeHash(route)
+	if err != nil || hex.EncodeToString(sum[:]) == s.hash {
+		return
+	}
+	unlock := m.locks.Lock(ref)
+	defer unlock()
+	if err := m.ensure(ctx, ref, rec, route, hex.EncodeToString(sum[:]), s.keyed); err != nil {
+		m.cfg.Log.Warn("follow a moved gateway", "name", ref.Name, "err", err)
+	}
 }
 
 // healthState reads the health record of client pid.

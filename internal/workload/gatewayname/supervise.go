@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
+	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 )
 
@@ -27,6 +28,10 @@ type supervisor struct {
 	ref   workload.Ref
 	route handoverRoute
 	hash  string // hex routeHash(route)
+	// keyed are the spec's gateways when some are named by key only (their
+	// addresses in route were looked up on the ledger at resolved).
+	keyed    []spec.GatewayRef
+	resolved time.Time
 
 	ctx    context.Context // cancelled by stop
 	cancel context.CancelFunc
@@ -39,6 +44,18 @@ type supervisor struct {
 	restarts int
 	down     string // why no client runs, while proc is nil
 	up       bool   // seen serving, for the events
+}
+
+// resolveDue reports whether the keyed gateways' addresses should be
+// looked up again now, and if so marks them looked up.
+func (s *supervisor) resolveDue(now time.Time, every time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.resolved) < every {
+		return false
+	}
+	s.resolved = now
+	return true
 }
 
 func (m *Manager) newSupervisor(ref workload.Ref, route handoverRoute, hash string, restarts int) *supervisor {
