@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,6 +73,25 @@ func TestRefusesForgedAnswers(t *testing.T) {
 		t.Fatalf("honest again: %+v %v", tw, err)
 	}
 	proxy.Forge(ledgertest.ForgeAll)
+
+	// A trust root of another chain (a ledger started anew) is refused
+	// with what to do.
+	other, err := attacker.TrustRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.Dial(t.Context(), honest.URL(), client.Options{TrustOptions: fmt.Sprintf("%d:%s", root.Height, other.Hash)})
+	if !errors.Is(err, client.ErrUntrusted) {
+		t.Fatalf("another chain's header as the trust options: %v", err)
+	}
+	stale := filepath.Join(t.TempDir(), "stale.json")
+	if err := client.WriteTrustFile(stale, client.TrustRoot{Chain: root.Chain, Height: root.Height, Hash: other.Hash, Period: root.Period}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.Dial(t.Context(), honest.URL(), client.Options{TrustFile: stale})
+	if !errors.Is(err, client.ErrUntrusted) || !strings.Contains(err.Error(), "must go") {
+		t.Fatalf("a trust file of another chain: %v", err)
+	}
 
 	// A client that starts from the trust file while the validator lies
 	// refuses to start.

@@ -164,7 +164,14 @@ func (b *rpcBackend) explain(err error) error {
 	}
 	var vf light.ErrVerificationFailed
 	var inv light.ErrInvalidHeader
-	if errors.As(err, &vf) || errors.As(err, &inv) || errors.Is(err, light.ErrLightClientAttack) || strings.Contains(err.Error(), "expected header's hash") {
+	if strings.Contains(err.Error(), "expected header's hash") {
+		hint := ""
+		if b.path != "" {
+			hint = fmt.Sprintf("; if that ledger was started anew on purpose, %s (and what was built on the old chain) must go", b.path)
+		}
+		return fmt.Errorf("%w: %s does not serve the trusted chain: its block %d is not the trusted one (%s)%s", ErrUntrusted, b.url, b.root.Height, b.root.Hash, hint)
+	}
+	if errors.As(err, &vf) || errors.As(err, &inv) || errors.Is(err, light.ErrLightClientAttack) {
 		return fmt.Errorf("%w: %s: %v", ErrUntrusted, b.url, err)
 	}
 	return fmt.Errorf("ledger %s: %w", b.url, err)
