@@ -62,6 +62,11 @@ func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	if strings.Contains(out.String(), "grid ready with problems") {
+		cancel()
+		<-done
+		t.Fatalf("the grid's nodes report conditions:\n%s", out.String())
+	}
 	gf, err := grid.Load(filepath.Join(dir, "grid.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -247,5 +252,24 @@ func TestUseGrid(t *testing.T) {
 	}
 	if err := g.useGrid(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "zgrid up") {
 		t.Fatalf("missing grid file: %v", err)
+	}
+}
+
+// TestUpHelpNamesPrerequisites: `zgrid up --help` lists what the grid
+// needs and the apt-get line that installs it.
+func TestUpHelpNamesPrerequisites(t *testing.T) {
+	var b bytes.Buffer
+	cmd := newRoot(&b, &b)
+	cmd.SetOut(&b) // cobra prints help there
+	cmd.SetArgs([]string{"up", "--help"})
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, w := range []string{"runc", "mkfs.ext4", "nft", "nsenter", "/dev/net/tun", "root",
+		"sudo apt-get install -y iproute2 util-linux runc e2fsprogs mount nftables"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("zgrid up --help does not name %q:\n%s", w, out)
+		}
 	}
 }
