@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zerogrid/zerogrid/internal/grid"
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 )
@@ -23,6 +24,9 @@ type globals struct {
 	timeout time.Duration
 	stdout  io.Writer
 	stderr  io.Writer
+
+	// gridFile is the grid.json --grid names, once applyGrid has read it.
+	gridFile *grid.File
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

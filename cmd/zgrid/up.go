@@ -63,15 +63,16 @@ passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 }
 
 // useGrid points g at the grid described by path (a grid.json written by
-// `zgrid up`): its ledger and its user key, whose passphrase it puts in
-// ZGRID_PASSPHRASE unless that is already set. It is for a future --grid
-// global flag; it changes nothing the user set explicitly.
+// `zgrid up`): its ledger, its user key, whose passphrase it puts in
+// ZGRID_PASSPHRASE unless that is already set, and its hub and nodes for
+// deploy. applyGrid calls it for --grid and then restores what the user
+// set explicitly.
 func (g *globals) useGrid(path string) error {
 	f, err := grid.Load(filepath.Clean(path))
 	if err != nil {
 		return err
 	}
-	g.ledger, g.keyPath = f.Ledger, f.UserKey
+	g.ledger, g.keyPath, g.gridFile = f.Ledger, f.UserKey, f
 	if os.Getenv("ZGRID_PASSPHRASE") == "" {
 		pass, err := f.Passphrase()
 		if err != nil {
