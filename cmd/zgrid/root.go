@@ -53,7 +53,7 @@ ledger, which validators replicate with Byzantine fault tolerance.`,
 	f.StringVar(&g.ledger, "ledger", envOr("ZGRID_LEDGER", "http://127.0.0.1:26657"), "ledger RPC URL (env ZGRID_LEDGER)")
 	f.StringVar(&g.keyPath, "key", os.Getenv("ZGRID_KEY"), "your key file (env ZGRID_KEY)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase (env ZGRID_GRID)")
+	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase, and for deploy its hub and first node (env ZGRID_GRID)")
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
 	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
 	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
@@ -104,8 +104,8 @@ func (g *globals) withTimeout(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, g.timeout)
 }
 
-// applyGrid takes the ledger, key and passphrase from --grid, except what
-// --ledger or --key set explicitly.
+// applyGrid takes the ledger, key, passphrase, hub and nodes from --grid,
+// except what --ledger or --key set explicitly.
 func (g *globals) applyGrid(cmd *cobra.Command) error {
 	if g.grid == "" {
 		return nil

@@ -29,7 +29,8 @@ type Document struct {
 }
 
 // YAMLParser compiles YAML specs. Its zero value reads secrets from the
-// process environment and the file system; tests and fuzzers replace both.
+// process environment and the file system (tests and fuzzers replace
+// both) and refuses images named by a tag.
 // A YAMLParser is safe for concurrent use if its functions are.
 type YAMLParser struct {
 	// LookupEnv resolves {env: VAR} secrets. Nil means os.LookupEnv.
