@@ -19,6 +19,10 @@ type Host struct {
 	Exists func(path string) bool
 	// Root reports whether the process runs as root.
 	Root bool
+	// SourceTree reports whether the working directory is in the zerogrid
+	// source tree, from which Run builds the example image (and zgridd,
+	// when none is installed) with the Go toolchain.
+	SourceTree bool
 }
 
 // ThisHost describes the machine the process runs on. Its LookPath also
@@ -43,23 +47,30 @@ func ThisHost() Host {
 			return err == nil
 		},
 		Root: os.Geteuid() == 0,
+		SourceTree: func() bool {
+			_, err := sourceTree()
+			return err == nil
+		}(),
 	}
 }
 
 // requirement is one thing `zgrid up` or its nodes need from the machine:
 // a program (found by name), a device node (an absolute path), or root.
 type requirement struct {
-	what string // program name, device path, or "root"
-	why  string // what needs it
-	pkg  string // the Debian package that provides it, if one does
-	fix  string // what to do when no package provides it
+	what   string // program name, device path, or "root"
+	why    string // what needs it
+	pkg    string // the Debian package that provides it, if one does
+	fix    string // what to do when no package provides it
+	source bool   // needed only when run in the source tree
 }
 
 // requirements are checked by Run before it starts anything, in this
 // order.
 var requirements = []requirement{
 	{what: "root", why: "nodes run in network namespaces and run containers and volumes",
-		fix: "run zgrid up as root, e.g. `sudo ./zgrid up --dir DIR` after `go build -o . ./cmd/zgrid ./cmd/zgridd`"},
+		fix: "run zgrid up as root, e.g. in a root shell that keeps Go on PATH: `sudo env \"PATH=$PATH\" bash`"},
+	{what: "go", why: "run in the source tree, zgrid up builds the example image (and zgridd, unless one is next to zgrid or on PATH)", source: true,
+		fix: "install Go 1.26 or later (https://go.dev/dl) and keep it on PATH (sudo drops it: `sudo env \"PATH=$PATH\" …`)"},
 	{what: "ip", why: "the nodes' namespaces and links, containers' links and the overlay", pkg: "iproute2"},
 	{what: "nsenter", why: "starts each node in its namespace", pkg: "util-linux"},
 	{what: "runc", why: "nodes run containers with it", pkg: "runc"},
@@ -76,6 +87,8 @@ var requirements = []requirement{
 // missing reports whether h lacks r.
 func (r requirement) missing(h Host) bool {
 	switch {
+	case r.source && !h.SourceTree:
+		return false
 	case r.what == "root":
 		return !h.Root
 	case strings.HasPrefix(r.what, "/"):

@@ -22,8 +22,8 @@ import (
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
-// fakeHost is a root machine with every program and device except those
-// named in lacking ("root" for root).
+// fakeHost is a root machine, run in the source tree, with every program
+// and device except those named in lacking ("root" for root).
 func fakeHost(lacking ...string) *Host {
 	return &Host{
 		LookPath: func(name string) (string, error) {
@@ -32,30 +32,34 @@ func fakeHost(lacking ...string) *Host {
 			}
 			return "/usr/bin/" + name, nil
 		},
-		Exists: func(path string) bool { return !slices.Contains(lacking, path) },
-		Root:   !slices.Contains(lacking, "root"),
+		Exists:     func(path string) bool { return !slices.Contains(lacking, path) },
+		Root:       !slices.Contains(lacking, "root"),
+		SourceTree: true,
 	}
 }
 
 func TestCheckHost(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		lacking []string
-		want    []string // substrings of the error, in order
-		pkgs    []string
+		name      string
+		lacking   []string
+		installed bool     // run outside the source tree
+		want      []string // substrings of the error, in order
+		pkgs      []string
 	}{
-		{"complete", nil, nil, nil},
-		{"runc and nft", []string{"runc", "nft"},
+		{"complete", nil, false, nil, nil},
+		{"no go in the source tree", []string{"go"}, false, []string{"go: run in the source tree", "https://go.dev/dl"}, nil},
+		{"no go needed outside it", []string{"go"}, true, nil, nil},
+		{"runc and nft", []string{"runc", "nft"}, false,
 			[]string{"runc: nodes run containers with it (Debian package runc)", "nft: nodes filter private networks with it (Debian package nftables)",
 				"sudo apt-get install -y runc nftables"},
 			[]string{"runc", "nftables"}},
-		{"e2fsprogs once", []string{"mkfs.ext4", "e2fsck", "resize2fs"},
+		{"e2fsprogs once", []string{"mkfs.ext4", "e2fsck", "resize2fs"}, false,
 			[]string{"mkfs.ext4:", "e2fsck:", "resize2fs:", "sudo apt-get install -y e2fsprogs\n"},
 			[]string{"e2fsprogs"}},
-		{"not root", []string{"root"},
-			[]string{"root: nodes run in network namespaces", "sudo ./zgrid up"}, nil},
-		{"no tun", []string{"/dev/net/tun", "ip"},
+		{"not root", []string{"root"}, false,
+			[]string{"root: nodes run in network namespaces", `sudo env "PATH=$PATH" bash`}, nil},
+		{"no tun", []string{"/dev/net/tun", "ip"}, false,
 			[]string{"ip: ", "(Debian package iproute2)", "/dev/net/tun: the nodes' encrypted overlay: load the tun module: `modprobe tun`",
 				"sudo apt-get install -y iproute2"},
 			[]string{"iproute2"}},
@@ -63,7 +67,9 @@ func TestCheckHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := CheckHost(*fakeHost(tt.lacking...))
+			h := fakeHost(tt.lacking...)
+			h.SourceTree = !tt.installed
+			err := CheckHost(*h)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("CheckHost: %v", err)
