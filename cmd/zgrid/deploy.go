@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,30 +11,42 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zerogrid/zerogrid/internal/hub"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
-	var file string
+	var file, hubURL string
 	var node uint64
 	cmd := &cobra.Command{
-		Use:   "deploy -f SPEC.yaml [--node ID]",
+		Use:   "deploy -f SPEC.yaml [--node ID] [--hub URL]",
 		Short: "Sign a deployment spec and record it on the ledger as a contract; prints the contract id",
 		Long: `Reads a YAML spec (see examples/README.md), checks it completely before
 anything is sent (errors name the file, line and field), seals its secrets to
 the node's key, signs the deployment with --key and records the contract.
-The node named by --node (or by 'node:' in the spec) picks it up, accepts it
-and reports progress: follow it with 'zgrid status ID' and 'zgrid events ID'.`,
+The node named by --node (or by 'node:' in the spec; with --grid and neither,
+the grid's first node) picks it up, accepts it and reports progress: follow
+it with 'zgrid status ID' and 'zgrid events ID'.
+
+An image named by a tag in a hub (image: REPO:TAG, e.g. hello:latest) is
+resolved before signing, in the hub given by --hub or else by --grid's
+grid.json: the spec signed and recorded names it HUB/REPO@sha256:DIGEST,
+the digest of the manifest the tag names at that moment, and deploy prints
+that on stderr. Images pinned by digest are taken as written.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			doc, err := readSpec(file)
+			doc, err := readSpec(cmd, g, file, hubURL)
 			if err != nil {
 				return err
 			}
 			if node == 0 {
 				node = doc.Node
+			}
+			if node == 0 && g.gridFile != nil && len(g.gridFile.Nodes) > 0 {
+				node = g.gridFile.Nodes[0].ID
+				fmt.Fprintf(g.stderr, "deploying to node %d, the grid's first (--node ID chooses another)\n", node)
 			}
 			if node == 0 {
 				return fmt.Errorf("%s: no node: add `node: ID` to the spec or pass --node ID", file)
@@ -53,10 +66,17 @@ and reports progress: follow it with 'zgrid status ID' and 'zgrid events ID'.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the YAML spec")
 	cmd.Flags().Uint64Var(&node, "node", 0, "node to deploy on (overrides the spec's node:)")
+	hubFlag(cmd, &hubURL)
 	return cmd
 }
 
-func readSpec(file string) (*spec.Document, error) {
+func hubFlag(cmd *cobra.Command, hubURL *string) {
+	cmd.Flags().StringVar(hubURL, "hub", os.Getenv("ZGRID_HUB"), "hub that resolves images named REPO:TAG (default: --grid's hub; env ZGRID_HUB)")
+}
+
+// readSpec compiles the YAML spec in file, pinning images named by a tag
+// in the hub (see specHub).
+func readSpec(cmd *cobra.Command, g *globals, file, hubURL string) (*spec.Document, error) {
 	if file == "" {
 		return nil, fmt.Errorf("-f SPEC.yaml is required (examples/hello.yaml is one)")
 	}
@@ -64,7 +84,41 @@ func readSpec(file string) (*spec.Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	return spec.ParseYAML(file, data)
+	ctx, cancel := g.withTimeout(cmd.Context())
+	defer cancel()
+	var h *hub.Client
+	p := spec.YAMLParser{ResolveImage: func(ref string) (string, error) {
+		if h == nil {
+			c, err := g.specHub(cmd, hubURL)
+			if err != nil {
+				return "", err
+			}
+			h = c
+		}
+		pinned, err := h.Pin(ctx, ref)
+		if err != nil {
+			return "", hubHint(err)
+		}
+		fmt.Fprintf(g.stderr, "image %s resolved to %s\n", ref, pinned)
+		return pinned, nil
+	}}
+	return p.Parse(file, data)
+}
+
+// specHub is the hub that resolves a spec's tags: --hub when set on the
+// command line, else --grid's hub, else $ZGRID_HUB.
+func (g *globals) specHub(cmd *cobra.Command, hubURL string) (*hub.Client, error) {
+	if !cmd.Flags().Changed("hub") && g.gridFile != nil {
+		return g.gridFile.HubClient()
+	}
+	if hubURL == "" {
+		return nil, fmt.Errorf("no hub to resolve the tag in: pass --hub URL (or --grid FILE of a local grid), or pin the image by digest (zgrid image push prints HOST/REPO@sha256:…)")
+	}
+	c, err := hub.NewClient(hubURL, hub.ClientOptions{})
+	if errors.Is(err, hub.ErrInsecure) {
+		return nil, fmt.Errorf("%w: use https://, or pin the image by digest", err)
+	}
+	return c, err
 }
 
 // createOp seals the secrets to the node and signs generation 1.
@@ -114,7 +168,7 @@ func signDeployment(ctx context.Context, s *session, doc *spec.Document, twin, n
 }
 
 func newUpdateCmd(g *globals) *cobra.Command {
-	var file string
+	var file, hubURL string
 	cmd := &cobra.Command{
 		Use:   "update ID -f SPEC.yaml",
 		Short: "Replace a contract's spec (generation + 1); only workloads that changed are touched",
@@ -124,7 +178,7 @@ func newUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			doc, err := readSpec(file)
+			doc, err := readSpec(cmd, g, file, hubURL)
 			if err != nil {
 				return err
 			}
@@ -147,6 +201,7 @@ func newUpdateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the new YAML spec")
+	hubFlag(cmd, &hubURL)
 	return cmd
 }
 

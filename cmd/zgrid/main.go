@@ -1,5 +1,7 @@
-// Command zgrid is the zerogrid user's tool: keys, twins, farms, names and
-// the ledger's status. It only parses flags and wires internal packages.
+// Command zgrid is the zerogrid user's tool: keys, twins, farms, names,
+// images, deployments, dispersed storage, exposed ports, the ledger's
+// status, and a local development grid (zgrid up). It only parses flags
+// and wires internal packages.
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zerogrid/zerogrid/internal/grid"
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 )
@@ -27,6 +28,9 @@ type globals struct {
 	timeout      time.Duration
 	stdout       io.Writer
 	stderr       io.Writer
+
+	// gridFile is the grid.json --grid names, once applyGrid has read it.
+	gridFile *grid.File
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -63,7 +67,7 @@ machine you trust.`,
 	f.StringVar(&g.ledger, "ledger", envOr("ZGRID_LEDGER", "http://127.0.0.1:26657"), "ledger RPC URL (env ZGRID_LEDGER)")
 	f.StringVar(&g.keyPath, "key", os.Getenv("ZGRID_KEY"), "your key file (env ZGRID_KEY)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase (env ZGRID_GRID)")
+	f.StringVar(&g.grid, "grid", os.Getenv("ZGRID_GRID"), "a local grid's grid.json (from `zgrid up`): its ledger, key and passphrase, and for deploy its hub and first node (env ZGRID_GRID)")
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
 	f.StringVar(&g.trustFile, "trust", os.Getenv("ZGRID_TRUST"), "trusted ledger state file, kept current as zgrid verifies newer blocks (default: the grid's, or one per ledger URL under your config directory; env ZGRID_TRUST)")
 	f.StringVar(&g.trustOptions, "trust-options", "", "HEIGHT:HASH of a block header to trust (from `zgrid chain status` on a machine you trust); replaces the trusted state")
@@ -144,8 +148,8 @@ func (g *globals) withTimeout(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, g.timeout)
 }
 
-// applyGrid takes the ledger, key and passphrase from --grid, except what
-// --ledger or --key set explicitly.
+// applyGrid takes the ledger, key, passphrase, hub and nodes from --grid,
+// except what --ledger or --key set explicitly.
 func (g *globals) applyGrid(cmd *cobra.Command) error {
 	if g.grid == "" {
 		return nil

@@ -17,29 +17,34 @@ func newUpCmd(g *globals) *cobra.Command {
 		Use:   "up --dir DIR [--nodes N]",
 		Short: "Run a local development grid: ledger, hub, a farm and N nodes on this machine",
 		Long: `Starts, on this machine, a one-validator ledger and a hub in this process,
-a farm, and N 'zgridd node' processes; as root each node runs in its own
-network namespace, otherwise on the host. It pushes the example image
-(examples/hello) to the hub, writes DIR/examples/hello.yaml for it, starts a
-web gateway ('zgridd gateway' for https://NAME.grid.localhost, its CA in
-DIR/gateway/ca.crt), claims the name hello for the user so that the example
-is served at https://hello.grid.localhost:8443/ once deployed, writes
-DIR/grid.json (endpoints, a user key) and prints 'grid ready'. Ctrl-C or
-SIGTERM stops everything and removes the namespaces; the next 'zgrid up
---dir DIR' continues with the same keys, ledger and hub.
+a farm, and N 'zgridd node' processes, each in its own network namespace. It
+pushes the example image (examples/hello) to the hub as hello:latest, writes
+DIR/examples/hello.yaml for it, starts a web gateway ('zgridd gateway' for
+https://NAME.grid.localhost, its CA in DIR/gateway/ca.crt), claims the name
+hello for the user so that the example is served at
+https://hello.grid.localhost:8443/ once deployed, writes DIR/grid.json
+(endpoints, a user key) and prints 'grid ready', or, when nodes report
+conditions (what they cannot run and why), those conditions and 'grid ready
+with problems'. Ctrl-C or SIGTERM stops everything and removes the
+namespaces; the next 'zgrid up --dir DIR' continues with the same keys,
+ledger and hub.
+
+Before it starts anything it checks that this machine has what the grid
+needs, and stops with a list of what is missing otherwise:
+
+` + grid.Requirements() + `
 
 This is a development grid: its keys are in DIR/keys under a generated
 passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 
   zgrid up --dir /tmp/grid
-  ZGRID_PASSPHRASE=$(cat /tmp/grid/keys/passphrase) \
-    zgrid --ledger http://127.0.0.1:26657 --key /tmp/grid/keys/user.key \
-    deploy -f /tmp/grid/examples/hello.yaml`,
+  zgrid --grid /tmp/grid/grid.json deploy -f /tmp/grid/examples/hello.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Nodes < 1 {
 				return fmt.Errorf("--nodes %d: a grid needs at least one node", cfg.Nodes)
 			}
-			cfg.Namespaces = os.Geteuid() == 0
+			cfg.Namespaces = true
 			cfg.Log = slog.New(slog.NewTextHandler(g.stderr, nil))
 			cfg.Stdout = g.stdout
 			return grid.Run(cmd.Context(), cfg)
@@ -58,15 +63,16 @@ passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 }
 
 // useGrid points g at the grid described by path (a grid.json written by
-// `zgrid up`): its ledger and its user key, whose passphrase it puts in
-// ZGRID_PASSPHRASE unless that is already set. It is for a future --grid
-// global flag; it changes nothing the user set explicitly.
+// `zgrid up`): its ledger, its user key, whose passphrase it puts in
+// ZGRID_PASSPHRASE unless that is already set, and its hub and nodes for
+// deploy. applyGrid calls it for --grid and then restores what the user
+// set explicitly.
 func (g *globals) useGrid(path string) error {
 	f, err := grid.Load(filepath.Clean(path))
 	if err != nil {
 		return err
 	}
-	g.ledger, g.keyPath, g.trustFile = f.Ledger, f.UserKey, f.Trust
+	g.ledger, g.keyPath, g.trustFile, g.gridFile = f.Ledger, f.UserKey, f.Trust, f
 	if os.Getenv("ZGRID_PASSPHRASE") == "" {
 		pass, err := f.Passphrase()
 		if err != nil {

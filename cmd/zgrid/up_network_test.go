@@ -26,17 +26,7 @@ import (
 // the first container's namespace that the second node's "lan" member
 // answers over the network and the "other" member does not.
 func TestUpNetworkAcrossNodes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: zgrid up makes network namespaces, and nodes run containers with runc")
-	}
-	for _, bin := range []string{"runc", "ip", "nsenter", "go", "curl", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s on PATH", bin)
-		}
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun for the overlay")
-	}
+	skipUnlessGrid(t, "curl")
 	dir := t.TempDir()
 	gf, _ := upGrid(t, dir)
 	pass, err := gf.Passphrase()

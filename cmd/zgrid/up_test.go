@@ -38,6 +38,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// skipUnlessGrid skips a test when this machine cannot run `zgrid up`
+// (root, the nodes' tools, /dev/net/tun: grid.CheckHost) or lacks the
+// tools the test itself runs.
+func skipUnlessGrid(t *testing.T, tools ...string) {
+	t.Helper()
+	if err := grid.CheckHost(grid.ThisHost()); err != nil {
+		t.Skipf("zgrid up cannot run here: %v", err)
+	}
+	for _, bin := range tools {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s on PATH", bin)
+		}
+	}
+}
+
 // upGrid runs `zgrid up` in this process until the returned stop is called.
 func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 	t.Helper()
@@ -61,6 +76,11 @@ func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 			t.Fatalf("no `grid ready`\n%s", errb.String())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	if strings.Contains(out.String(), "grid ready with problems") {
+		cancel()
+		<-done
+		t.Fatalf("the grid's nodes report conditions:\n%s", out.String())
 	}
 	gf, err := grid.Load(filepath.Join(dir, "grid.json"))
 	if err != nil {
@@ -88,14 +108,7 @@ func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 // CLI, reaches its HTTP port from the node's namespace, stops the grid,
 // checks nothing is left behind, and starts it again on the same state.
 func TestUpDeployHello(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: zgrid up makes network namespaces, and nodes run containers with runc")
-	}
-	for _, bin := range []string{"runc", "ip", "nsenter", "go", "curl"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s on PATH", bin)
-		}
-	}
+	skipUnlessGrid(t, "curl")
 	dir := t.TempDir()
 	gf, stop := upGrid(t, dir)
 	if len(gf.Nodes) != 2 || gf.Nodes[0].Namespace == "" || gf.Example == "" || gf.ChainID == "" {
@@ -247,5 +260,24 @@ func TestUseGrid(t *testing.T) {
 	}
 	if err := g.useGrid(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "zgrid up") {
 		t.Fatalf("missing grid file: %v", err)
+	}
+}
+
+// TestUpHelpNamesPrerequisites: `zgrid up --help` lists what the grid
+// needs and the apt-get line that installs it.
+func TestUpHelpNamesPrerequisites(t *testing.T) {
+	var b bytes.Buffer
+	cmd := newRoot(&b, &b)
+	cmd.SetOut(&b) // cobra prints help there
+	cmd.SetArgs([]string{"up", "--help"})
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, w := range []string{"runc", "mkfs.ext4", "nft", "nsenter", "/dev/net/tun", "root",
+		"sudo apt-get install -y iproute2 util-linux runc e2fsprogs mount nftables"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("zgrid up --help does not name %q:\n%s", w, out)
+		}
 	}
 }

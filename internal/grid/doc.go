@@ -1,7 +1,8 @@
 // Package grid runs a local development grid on one machine: a
-// one-validator ledger and a hub in the calling process, a farm, and N
-// `zgridd node` processes, each in its own network namespace when run as
-// root. It is what `zgrid up` runs.
+// one-validator ledger and a hub in the calling process, a farm, N `zgridd
+// node` processes, each in its own network namespace, and a `zgridd
+// gateway`. It is what `zgrid up` runs; it needs root and the tools that
+// CheckHost lists, and checks for them before it starts anything.
 //
 // A local grid is for development only: its keys live in DIR/keys,
 // encrypted under a generated passphrase that is stored next to them in

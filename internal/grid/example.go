@@ -15,9 +15,10 @@ import (
 )
 
 // example builds examples/hello from the source tree into a one-file root
-// filesystem, pushes it to the hub at hubURL and writes
-// outDir/hello.yaml: examples/hello.yaml with the pushed image and node.
-// It returns the path written.
+// filesystem, pushes it to the hub at hubURL as hello:latest (the tag
+// examples/hello.yaml names) and writes outDir/hello.yaml:
+// examples/hello.yaml with the image pinned by digest, the node, and the
+// gateway-name workload for gw. It returns the path written.
 func example(ctx context.Context, src, hubURL string, insecure bool, node uint64, gw *Gateway, outDir string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o700); err != nil {
 		return "", err
@@ -46,12 +47,25 @@ func example(ctx context.Context, src, hubURL string, insecure bool, node uint64
 	if err != nil {
 		return "", err
 	}
-	spec, err := rewriteSpec(tmpl, pushed.Reference, node, gw)
+	out := filepath.Join(outDir, "hello.yaml")
+	spec, err := rewriteSpec(tmpl, pushed.Reference, node, gw, exampleHeader(filepath.Dir(outDir), out, gw))
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(outDir, "hello.yaml")
 	return out, os.WriteFile(out, spec, 0o644)
+}
+
+// exampleHeader is the comment at the top of the spec written to out for
+// the grid in dir.
+func exampleHeader(dir, out string, gw *Gateway) string {
+	var b strings.Builder
+	b.WriteString("# Written by zgrid up from examples/hello.yaml for the grid in\n# " + dir + ":\n")
+	b.WriteString("# its image pinned by digest in the grid's hub and its node set")
+	if gw != nil {
+		fmt.Fprintf(&b, ", and a\n# gateway-name workload (at the end) that serves the page at\n# %s", strings.Replace(gw.URL, "NAME", ExampleName, 1))
+	}
+	fmt.Fprintf(&b, ".\n#\n#   zgrid --grid %s deploy -f %s\n#\n", filepath.Join(dir, "grid.json"), out)
+	return b.String()
 }
 
 var (
@@ -60,8 +74,10 @@ var (
 	nodeLine    = regexp.MustCompile(`(?m)^node:.*\n?`)
 )
 
-// rewriteSpec sets the (only) image line to ref and the top-level node.
-func rewriteSpec(tmpl []byte, ref string, node uint64, gw *Gateway) ([]byte, error) {
+// rewriteSpec sets the (only) image line to ref and the top-level node,
+// replaces the comment above the version: line with header, and adds the
+// gateway-name workload for gw when gw is not nil.
+func rewriteSpec(tmpl []byte, ref string, node uint64, gw *Gateway, header string) ([]byte, error) {
 	if n := len(imageLine.FindAll(tmpl, -1)); n != 1 {
 		return nil, fmt.Errorf("examples/hello.yaml: want exactly one image: line, found %d", n)
 	}
@@ -72,7 +88,8 @@ func rewriteSpec(tmpl []byte, ref string, node uint64, gw *Gateway) ([]byte, err
 		return nil, fmt.Errorf("examples/hello.yaml: no top-level version: line")
 	}
 	var b bytes.Buffer
-	b.Write(out[:loc[1]])
+	b.WriteString(header)
+	b.Write(out[loc[0]:loc[1]])
 	fmt.Fprintf(&b, "\nnode: %d", node)
 	b.Write(out[loc[1]:])
 	if gw != nil {

@@ -13,10 +13,10 @@ func TestRewriteSpec(t *testing.T) {
 	tests := []struct {
 		name, in, want, err string
 	}{
-		{"example", "# c\nversion: 1\nworkloads:\n  - name: web\n    image: 127.0.0.1:5000/hello@sha256:00\n",
-			"# c\nversion: 1\nnode: 7\nworkloads:\n  - name: web\n    image: " + ref + "\n", ""},
+		{"example", "# c\n# d\nversion: 1\nworkloads:\n  - name: web\n    image: hello:latest\n",
+			"# H\nversion: 1\nnode: 7\nworkloads:\n  - name: web\n    image: " + ref + "\n", ""},
 		{"replaces node", "version: 1\nnode: 3\nworkloads:\n  - image: x\n",
-			"version: 1\nnode: 7\nworkloads:\n  - image: " + ref + "\n", ""},
+			"# H\nversion: 1\nnode: 7\nworkloads:\n  - image: " + ref + "\n", ""},
 		{"no image", "version: 1\n", "", "found 0"},
 		{"two images", "version: 1\n  image: a\n  image: b\n", "", "found 2"},
 		{"no version", "  image: a\n", "", "no top-level version"},
@@ -24,7 +24,7 @@ func TestRewriteSpec(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := rewriteSpec([]byte(tt.in), ref, 7, nil)
+			got, err := rewriteSpec([]byte(tt.in), ref, 7, nil, "# H\n")
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)

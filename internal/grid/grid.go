@@ -35,11 +35,14 @@ type Config struct {
 	// the nodes' heartbeat period (default 10s).
 	BlockInterval, Heartbeat time.Duration
 	// Namespaces puts each node in its own network namespace; it needs
-	// root. Run sets it when the process runs as root.
+	// root.
 	Namespaces bool
-	Log        *slog.Logger // default: discard
-	Stdout     io.Writer    // receives "grid ready"; default os.Stdout
-	Rand       io.Reader    // default crypto/rand
+	// Host is the machine Run checks for what the grid needs (see
+	// CheckHost) before it starts anything; nil means ThisHost().
+	Host   *Host
+	Log    *slog.Logger // default: discard
+	Stdout io.Writer    // receives "grid ready"; default os.Stdout
+	Rand   io.Reader    // default crypto/rand
 }
 
 func (c *Config) defaults() error {
@@ -65,6 +68,10 @@ func (c *Config) defaults() error {
 	c.Log = or(c.Log, slog.New(slog.DiscardHandler))
 	c.Stdout = or[io.Writer](c.Stdout, os.Stdout)
 	c.Rand = or[io.Reader](c.Rand, rand.Reader)
+	if c.Host == nil {
+		h := ThisHost()
+		c.Host = &h
+	}
 	return nil
 }
 
@@ -78,27 +85,34 @@ func or[T comparable](v, def T) T {
 
 // grid is one Run's state; undo holds what to tear down, in reverse.
 type grid struct {
-	cfg     Config
-	log     *slog.Logger
-	keys    *keys
-	client  *client.Client
-	net     hostNet
-	nodes   []*nodeProc
-	undo    []func()
-	file    File
-	started time.Time
+	cfg      Config
+	log      *slog.Logger
+	keys     *keys
+	client   *client.Client
+	net      hostNet
+	nodes    []*nodeProc
+	undo     []func()
+	file     File
+	started  time.Time
+	userTwin uint64
+	zgridd   string // the zgridd binary the nodes and the gateway run
 	// trustRoot is a file holding the chain's first block, which nodes
 	// and the gateway start verifying from.
 	trustRoot string
-	userTwin  uint64
 }
 
-// Run starts the grid in cfg.Dir, prints "grid ready" to cfg.Stdout when
-// every node has sent a heartbeat, and runs until ctx is done or a node
-// exits. Then it stops everything it started and removes the namespaces
+// Run checks that the machine has what the grid needs (CheckHost) and
+// stops with a *MissingError before it starts anything when it does not.
+// It starts the grid in cfg.Dir, prints "grid ready" to cfg.Stdout when
+// every node has sent a heartbeat and none reports a condition (or the
+// nodes' conditions and "grid ready with problems"), and runs until ctx is
+// done or a node exits. Then it stops everything it started and removes the namespaces
 // it made; the state in cfg.Dir stays for the next Run.
 func Run(ctx context.Context, cfg Config) (err error) {
 	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if err := CheckHost(*cfg.Host); err != nil {
 		return err
 	}
 	g := &grid{cfg: cfg, log: cfg.Log, file: File{Version: FileVersion}}
@@ -107,6 +121,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	if g.keys, err = loadKeys(filepath.Join(cfg.Dir, "keys"), cfg.Nodes, cfg.Rand); err != nil {
+		return err
+	}
+	if g.zgridd, err = findZgridd(ctx, cfg.Zgridd, filepath.Join(cfg.Dir, "bin"), g.log); err != nil {
 		return err
 	}
 	if err := g.startServices(ctx); err != nil {
@@ -126,12 +143,49 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := writeJSON(filepath.Join(cfg.Dir, "grid.json"), g.file); err != nil {
 		return err
 	}
-	if gw := g.file.Gateway; gw != nil {
-		fmt.Fprintf(cfg.Stdout, "gateway: %s (trust %s)\n", strings.Replace(gw.URL, "NAME", ExampleName, 1), gw.CA)
+	if err := g.announce(ctx); err != nil {
+		return err
 	}
-	fmt.Fprintln(cfg.Stdout, "grid ready")
-	g.log.Info("grid ready", "grid", filepath.Join(cfg.Dir, "grid.json"), "ledger", g.file.Ledger, "hub", g.file.Hub)
 	return g.wait(ctx)
+}
+
+// announce prints the gateway's address and then "grid ready" when no
+// node reports a condition. Otherwise it prints every node's conditions,
+// as the ledger's node records hold them after this Run's heartbeats, and
+// "grid ready with problems" instead.
+func (g *grid) announce(ctx context.Context) error {
+	out := g.cfg.Stdout
+	if gw := g.file.Gateway; gw != nil {
+		fmt.Fprintf(out, "gateway: %s (trust %s)\n", strings.Replace(gw.URL, "NAME", ExampleName, 1), gw.CA)
+	}
+	var conds []string
+	troubled := 0
+	for _, n := range g.file.Nodes {
+		nd, err := g.client.Node(ctx, n.ID)
+		if err != nil {
+			return fmt.Errorf("read node %d's record: %w", n.ID, err)
+		}
+		for _, c := range nd.Conditions {
+			conds = append(conds, fmt.Sprintf("node %d: %s: %s", n.ID, c.Type, c.Reason))
+		}
+		if len(nd.Conditions) > 0 {
+			troubled++
+		}
+	}
+	grid := filepath.Join(g.cfg.Dir, "grid.json")
+	if troubled == 0 {
+		fmt.Fprintln(out, "grid ready")
+		g.log.Info("grid ready", "grid", grid, "ledger", g.file.Ledger, "hub", g.file.Hub)
+		return nil
+	}
+	for _, c := range conds {
+		fmt.Fprintln(out, c)
+	}
+	fmt.Fprintf(out, "grid ready with problems: %d of %d nodes report the conditions above, and the ledger refuses "+
+		"deployments they cannot run; fix what they say (their logs are under %s), then run zgrid up again\n",
+		troubled, len(g.file.Nodes), filepath.Join(g.cfg.Dir, "nodes"))
+	g.log.Warn("grid ready with problems", "grid", grid, "conditions", len(conds))
+	return nil
 }
 
 // lock keeps a second Run off the same directory.

@@ -30,9 +30,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestRunOnHost runs a one-node grid without namespaces (what a non-root
-// user gets), twice on the same directory, and checks that the second run
-// reuses the state and that cancelling leaves no process behind.
+// TestRunOnHost runs a one-node grid with its node on the host (no
+// namespaces), twice on the same directory, and checks that the second run
+// reuses the state and that cancelling leaves no process behind. It
+// deploys nothing, so it runs without root or the nodes' tools: its Host
+// says they are there (TestRunStopsWhenSomethingIsMissing covers the
+// check).
 func TestRunOnHost(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("needs the Go toolchain to build zgridd and the example")
@@ -45,10 +48,10 @@ func TestRunOnHost(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(ctx, Config{Dir: dir, Nodes: 1, LedgerAddr: "127.0.0.1:0", HubAddr: "127.0.0.1:0",
-				BlockInterval: 200 * time.Millisecond, Heartbeat: 2 * time.Second,
+				BlockInterval: 200 * time.Millisecond, Heartbeat: 2 * time.Second, Host: fakeHost(),
 				Log: slog.New(slog.NewTextHandler(&logs, nil)), Stdout: &out})
 		}()
-		deadline := time.After(75 * time.Second)
+		deadline := time.After(3 * time.Minute) // the first run builds zgridd and the example
 		for !strings.Contains(out.String(), "grid ready") {
 			select {
 			case err := <-done:

@@ -17,11 +17,9 @@ import (
 // startNodes runs the node agents, each (with namespaces) in its own
 // network namespace.
 func (g *grid) startNodes(ctx context.Context) error {
-	bin, err := findZgridd(ctx, g.cfg.Zgridd, filepath.Join(g.cfg.Dir, "bin"), g.log)
-	if err != nil {
-		return err
-	}
+	bin := g.zgridd
 	ledgerURL, registry := g.file.Ledger, hostPort(g.file.Hub)
+	var err error
 	if g.cfg.Namespaces {
 		if ledgerURL, registry, err = g.startNetwork(ctx); err != nil {
 			return err

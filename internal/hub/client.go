@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,12 +9,14 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // ClientOptions configure a Client. Zero is right for most callers.
@@ -173,6 +176,66 @@ func (c *Client) Image(ctx context.Context, repo string, h v1.Hash) (v1.Image, e
 		return nil, c.explain(err)
 	}
 	return img, nil
+}
+
+// Pin resolves ref, "REPO:TAG" in this hub, to the pinned reference
+// HOST:PORT/REPO@sha256:HEX of the manifest the tag names now. The digest
+// is computed here over the manifest bytes the hub sent, never taken from
+// its headers, so the pinned reference names exactly what was received;
+// which manifest a tag names is the hub's word, so callers show the result.
+// A ref that names a registry (a first component with "." or ":", or
+// "localhost"), a digest, or no tag is ErrBadRef; a tag the hub does not
+// hold is ErrTagUnknown.
+func (c *Client) Pin(ctx context.Context, ref string) (string, error) {
+	repo, tag, err := ParseTagRef(ref)
+	if err != nil {
+		return "", err
+	}
+	t, err := name.NewTag(c.Host()+"/"+repo+":"+tag, c.nameOpts()...)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %w", ErrBadRef, ref, err)
+	}
+	desc, err := remote.Get(t, c.remoteOpts(ctx)...)
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return "", fmt.Errorf("%w: %s has no %s:%s (push it: zgrid image push --hub %s --repo %s --tag %s PATH)", ErrTagUnknown, c.base, repo, tag, c.base, repo, tag)
+		}
+		return "", c.explain(fmt.Errorf("resolve %s at %s: %w", ref, c.base, err))
+	}
+	if !slices.Contains(manifestTypes(), desc.MediaType) {
+		return "", fmt.Errorf("%s at %s is a %s, not an image manifest or index", ref, c.base, desc.MediaType)
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return "", err
+	}
+	return c.Host() + "/" + repo + "@" + h.String(), nil
+}
+
+// ParseTagRef splits "REPO:TAG", an image named by a tag in a hub that is
+// not part of the name, into its repository and tag.
+func ParseTagRef(ref string) (repo, tag string, err error) {
+	bad := func(why string) (string, string, error) {
+		return "", "", fmt.Errorf("%w %q: %s", ErrBadRef, ref, why)
+	}
+	if strings.Contains(ref, "@") {
+		return bad("it is pinned by digest already")
+	}
+	i := strings.LastIndexByte(ref, ':')
+	if j := strings.IndexByte(ref, '/'); j >= 0 {
+		if first := ref[:j]; strings.ContainsAny(first, ".:") || first == "localhost" {
+			return bad("it names a registry (" + first + "): pin it by digest as HOST/REPO@sha256:<64 hex>, or push it to the hub and write REPO:TAG")
+		}
+	}
+	if i < 0 || i == len(ref)-1 || strings.Contains(ref[i:], "/") {
+		return bad("it names no tag: write REPO:TAG, e.g. hello:latest")
+	}
+	repo, tag = ref[:i], ref[i+1:]
+	if err := CheckRepoTag(repo, tag); err != nil {
+		return "", "", err
+	}
+	return repo, tag, nil
 }
 
 func (c *Client) nameOpts() []name.Option {

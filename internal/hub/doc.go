@@ -1,6 +1,7 @@
 // Package hub is zerogrid's image hub: an OCI distribution registry served
 // over HTTP, with everything it stores kept on disk, and the client side that
-// pushes images to it and pulls them by digest.
+// pushes images to it, pins a tag to the digest of the manifest it names,
+// and pulls images by digest.
 //
 // The registry protocol comes from go-containerregistry's pkg/registry,
 // which serves blob reads through a pluggable BlobHandler. That package keeps

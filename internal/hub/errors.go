@@ -23,6 +23,8 @@ var (
 	ErrBadSource   = errors.New("hub: not an OCI image layout directory or a tar archive")
 	ErrBadRepo     = errors.New("hub: invalid repository name")
 	ErrBadTag      = errors.New("hub: invalid tag")
+	ErrBadRef      = errors.New("hub: not an image named by a tag in the hub")
+	ErrTagUnknown  = errors.New("hub: no such tag")
 )
 
 // apiError is an error response of the distribution API: an HTTP status and

@@ -7,7 +7,7 @@ import "fmt"
 // owner that declare a network of the same name, on whichever nodes, share
 // it; networks of other names or owners cannot reach it. Each container
 // gets an address in it and is reachable there only on its declared ports
-// (and by ping). It has no fields yet.
+// (and by ping). It has no fields: the workload's name names the network.
 type NetworkConfig struct{}
 
 // Network returns the spec's network workload, or nil. A spec declares

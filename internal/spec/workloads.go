@@ -38,7 +38,8 @@ type Mount struct {
 }
 
 // VolumeConfig is the config of a "volume" workload: persistent storage
-// whose size limit is the workload's Resources.Disk. It has no fields yet.
+// whose size limit is the workload's Resources.Disk. It has no fields: it
+// encodes as an empty map.
 type VolumeConfig struct{}
 
 // Restart policies.

@@ -29,7 +29,8 @@ type Document struct {
 }
 
 // YAMLParser compiles YAML specs. Its zero value reads secrets from the
-// process environment and the file system; tests and fuzzers replace both.
+// process environment and the file system (tests and fuzzers replace
+// both) and refuses images named by a tag.
 // A YAMLParser is safe for concurrent use if its functions are.
 type YAMLParser struct {
 	// LookupEnv resolves {env: VAR} secrets. Nil means os.LookupEnv.
@@ -38,6 +39,13 @@ type YAMLParser struct {
 	// spec file's directory. Nil means the file system, read up to
 	// MaxSecretsBytes+1 bytes.
 	ReadFile func(path string) ([]byte, error)
+	// ResolveImage pins an image named by a tag: it is called with every
+	// container image that is not pinned by digest (e.g. "hello:latest")
+	// and returns HOST[:PORT]/REPO@sha256:<64 hex>, which is what the spec
+	// holds; its error is reported at the image's line. Nil means such an
+	// image is refused: the spec a node receives names images by digest
+	// only.
+	ResolveImage func(ref string) (string, error)
 }
 
 // ParseYAML compiles the YAML spec data, read from filename, with the
@@ -52,7 +60,7 @@ func ParseYAML(filename string, data []byte) (*Document, error) {
 // directory. On failure the error is a FieldErrors listing every problem
 // found, each with file, line, column and field path; the Document is nil.
 func (p *YAMLParser) Parse(filename string, data []byte) (*Document, error) {
-	c := &compiler{file: filename, budget: maxYAMLValues}
+	c := &compiler{file: filename, budget: maxYAMLValues, pin: p.ResolveImage}
 	doc := c.document(data, p.sources(filename))
 	if len(c.errs) > 0 {
 		return nil, c.errs.sorted()

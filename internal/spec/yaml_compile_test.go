@@ -57,19 +57,25 @@ func TestParseYAMLGood(t *testing.T) {
 	}
 }
 
-// TestExamples keeps examples/ deployable as far as the spec goes.
+// TestExamples keeps examples/ deployable as far as the spec goes; images
+// named by a tag resolve as a hub would resolve them.
 func TestExamples(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob(filepath.Join("..", "..", "examples", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
+	p := testParser()
+	p.ResolveImage = func(ref string) (string, error) {
+		repo, _, _ := strings.Cut(ref, ":")
+		return "127.0.0.1:5000/" + repo + "@sha256:" + strings.Repeat("ab", 32), nil
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, err := testParser().Parse(f, data)
+		doc, err := p.Parse(f, data)
 		if err != nil {
 			t.Errorf("%v", err)
 			continue
@@ -236,4 +242,50 @@ workloads:
     cpu: 1
     memory: 64MiB
     ` + extra
+}
+
+// TestParseYAMLResolvesTags: an image without a digest is what
+// ResolveImage makes of it, and the spec holds only the pinned reference;
+// the resolver's refusals are reported at the image's line; without a
+// resolver a tag is refused.
+func TestParseYAMLResolvesTags(t *testing.T) {
+	t.Parallel()
+	pinned := "10.0.0.1:5000/hello@sha256:" + strings.Repeat("cd", 32)
+	var asked []string
+	p := testParser()
+	p.ResolveImage = func(ref string) (string, error) {
+		asked = append(asked, ref)
+		switch ref {
+		case "hello:latest":
+			return pinned, nil
+		case "lies:latest":
+			return "10.0.0.1:5000/lies:latest", nil
+		}
+		return "", errors.New("hub: no such tag")
+	}
+	spec := strings.Replace(container(""), "127.0.0.1:5000/hello@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "hello:latest", 1)
+	doc, err := p.Parse("s.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got ContainerConfig
+	if err := doc.Spec.Workloads[0].DecodeConfig(&got); err != nil || got.Image != pinned {
+		t.Fatalf("image %q (%v), want %q", got.Image, err, pinned)
+	}
+	if _, err := p.Parse("s.yaml", []byte(container(""))); err != nil || len(asked) != 1 {
+		t.Fatalf("a pinned image went to the resolver (%q) or failed: %v", asked, err)
+	}
+	for ref, want := range map[string]string{
+		"missing:v1":  `s.yaml:5:12: workloads[0].image: "missing:v1": hub: no such tag`,
+		"lies:latest": `s.yaml:5:12: workloads[0].image: "lies:latest" resolved to "10.0.0.1:5000/lies:latest", which is not pinned by digest`,
+		"x@sha256:00": `s.yaml:5:12: workloads[0].image: "x@sha256:00" has a malformed digest`,
+	} {
+		bad := strings.Replace(spec, "hello:latest", ref, 1)
+		if _, err := p.Parse("s.yaml", []byte(bad)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", ref, err, want)
+		}
+	}
+	if _, err := testParser().Parse("s.yaml", []byte(spec)); err == nil || !strings.Contains(err.Error(), `"hello:latest" is not pinned by digest`) {
+		t.Errorf("a tag without a resolver: %v", err)
+	}
 }

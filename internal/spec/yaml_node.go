@@ -22,6 +22,9 @@ type compiler struct {
 	errs   FieldErrors
 	budget int
 	redact bool // set while reading secrets: messages must not quote values
+
+	// pin is YAMLParser.ResolveImage.
+	pin func(ref string) (string, error)
 }
 
 // errorf records a problem at n (which may be nil) in the field at path.

@@ -263,24 +263,36 @@ func (c *compiler) quantity(n *yaml.Node, qpath, want string, parse func(string)
 	return v
 }
 
-// image reads an image reference, which must be pinned by digest.
+// image reads an image reference and returns it pinned by digest: as
+// written, or as the parser's ResolveImage pins a reference without a
+// digest.
 func (c *compiler) image(n *yaml.Node, ipath string) string {
 	s, ok := c.str(n, ipath)
 	if !ok || ValidImageRef(s) {
 		return s
+	}
+	if c.pin != nil && !strings.Contains(s, "@") {
+		pinned, err := c.pin(s)
+		switch {
+		case err != nil:
+			c.errorf(c.value(n), ipath, "%q: %v", s, err)
+		case !ValidImageRef(pinned):
+			c.errorf(c.value(n), ipath, "%q resolved to %q, which is not pinned by digest", s, pinned)
+		}
+		return pinned
 	}
 	c.errorf(c.value(n), ipath, "%s", imageProblem(s))
 	return s
 }
 
 // imageProblem says what is wrong with an image reference that is not
-// HOST[:PORT]/REPO@sha256:<64 hex>.
+// HOST[:PORT]/REPO@sha256:<64 hex> and that no resolver pinned.
 func imageProblem(ref string) string {
 	const want = "use HOST/REPO@sha256:<64 hex> (zgrid image push prints one)"
 	name, digest, pinned := strings.Cut(ref, "@")
 	switch {
 	case !pinned:
-		return fmt.Sprintf("%q is not pinned by digest: %s", ref, want)
+		return fmt.Sprintf("%q is not pinned by digest: %s, or name a tag in a hub (REPO:TAG) and give zgrid deploy the hub (--hub URL, or --grid FILE)", ref, want)
 	case !strings.HasPrefix(digest, "sha256:") || !isLowerHex(digest[len("sha256:"):], 64):
 		return fmt.Sprintf("%q has a malformed digest: want sha256: and 64 lowercase hex digits", ref)
 	case !strings.Contains(name, "/"):
