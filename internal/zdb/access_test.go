@@ -1,6 +1,7 @@
 package zdb
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,4 +62,45 @@ func TestVersion1SettingsReadAsPrivate(t *testing.T) {
 	c := conn(t, addr)
 	fails(t, c, "protected and private", "SELECT", "old")
 	ok(t, c, "SELECT", "old", "pw")
+}
+
+// TestMaxsizeBoundsTheDisk: overwriting one key keeps the live payload
+// constant, but every overwrite appends a record. maxsize bounds the bytes
+// on disk: at the limit a write compacts the dead records away first, so
+// rewrites never take the data files past maxsize; a write that even
+// compaction cannot make room for is refused.
+func TestMaxsizeBoundsTheDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _ := openStore(t, dir, nil)
+	_, addr := startServer(t, s, ServerConfig{})
+	c := conn(t, addr)
+	ok(t, c, "NSNEW", "box")
+	ok(t, c, "NSSET", "box", "maxsize", "10000")
+	ok(t, c, "SELECT", "box")
+	disk := func() int64 {
+		var n int64
+		for _, f := range dataFiles(t, dir, "box") {
+			n += fileSize(t, f)
+		}
+		return n
+	}
+	for i := range 50 {
+		ok(t, c, "SET", "k", strings.Repeat(string(rune('a'+i%26)), 1000)+fmt.Sprint(i))
+		if n := disk(); n > 10000 {
+			t.Fatalf("after %d overwrites of a 1 KB key: %d bytes of data files, over maxsize 10000", i+1, n)
+		}
+	}
+	// Values of 990 bytes: the live payload of ten keys fits in 10000
+	// bytes, their records with headers do not.
+	var err error
+	for i := 0; err == nil && i < 10; i++ {
+		_, err = do(t, c, "SET", fmt.Sprint("other", i), strings.Repeat("o", 990))
+	}
+	if !IsNamespaceFull(err) || !strings.Contains(err.Error(), "on disk") {
+		t.Fatalf("ten more 990-byte keys: %v, want namespace full for the bytes on disk", err)
+	}
+	if n := disk(); n > 10000 {
+		t.Fatalf("%d bytes of data files, over maxsize 10000", n)
+	}
 }

@@ -30,7 +30,7 @@ func (s *Server) cmdInfo(_ *session, w replyWriter, _ [][]byte) error {
 	fmt.Fprintf(&b, "# server\nserver_name: zgridd zdb\nboot_time: %d\nuptime: %d\n",
 		s.started.Unix(), int64(now.Sub(s.started).Seconds()))
 	fmt.Fprintf(&b, "\n# clients\nclients_connected: %d\nclients_lifetime: %d\nclients_max: %d\n",
-		s.clients.Load(), s.clientsSeen.Load(), s.cfg.MaxClients)
+		s.clientCount(), s.clientsSeen.Load(), s.cfg.MaxClients)
 	o := s.store.opts
 	fmt.Fprintf(&b, "\n# internals\nsequential_key_size: 8\ndata_version: %d\nindex_version: %d\n", recordVersion, indexVersion)
 	fmt.Fprintf(&b, "sync_policy: %s\nsync_interval_ms: %d\ndatafile_max_bytes: %d\nnamespaces: %d\n",
@@ -89,7 +89,7 @@ func (s *Server) cmdSelect(c *session, w replyWriter, args [][]byte) error {
 	if err != nil {
 		return err
 	}
-	password, public, err := ns.access()
+	password, public, err := s.access(ns)
 	if err != nil {
 		return ErrNamespaceNotFound
 	}
