@@ -207,21 +207,6 @@ func writeWith(path string, perm os.FileMode, write func(w io.Writer) error, st 
 // removals of names in it durable.
 func SyncDir(dir string) error { return real.syncDir(dir) }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // IsTemp reports whether name (a base name) is a temporary file of this
 // package.
 func IsTemp(name string) bool {
