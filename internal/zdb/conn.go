@@ -3,6 +3,7 @@ package zdb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,7 @@ import (
 //     reply must be taken by the client within RequestTimeout.
 
 const (
-	readAhead      = 16 << 10 // bytes read from the socket at once
+	readAhead      = 16 << 10 // bytes read from the socket at once, except into a large value
 	flushAt        = 64 << 10 // send replies once this many are pending
 	replyOverhead  = 64       // RESP framing allowed for one reply value
 	freshReaderAt  = 64 << 10 // after a request this large, drop redcon's grown buffer
@@ -156,10 +157,26 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		c.release(c.reqCharge)
 		c.reqCharge = 0
 	}
-	if len(c.ahead) == 0 {
-		if err := c.fill(); err != nil {
+	if len(c.ahead) == 0 && c.fr.state == frBody && c.fr.body > readAhead && len(p) > readAhead {
+		// Inside a large argument: read straight into redcon's buffer, at
+		// most to the argument's end, so nothing past the request is read.
+		n, err := c.read(p[:min(int64(len(p)), c.fr.body)])
+		if err != nil {
 			return 0, err
 		}
+		_, end, err := c.fr.feedRequest(p[:n]) // body bytes only: nothing new to charge
+		if err != nil {
+			return 0, c.cut(err)
+		}
+		c.ended = end
+		return n, nil
+	}
+	if len(c.ahead) == 0 {
+		n, err := c.read(c.buf)
+		if err != nil {
+			return 0, err
+		}
+		c.ahead = c.buf[:n]
 	}
 	if c.fr.state == frStart {
 		c.reqStart = time.Now()
@@ -177,11 +194,12 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill reads from the socket, waiting at most IdleTimeout between
-// requests and until RequestTimeout after the start of one.
-func (c *clientConn) fill() error {
+// read reads from the socket into dst, waiting at most IdleTimeout between
+// requests and until RequestTimeout after the start of one. Bytes read
+// come with a nil error; the socket's error is kept for the next read.
+func (c *clientConn) read(dst []byte) (int, error) {
 	if c.rerr != nil {
-		return c.rerr
+		return 0, c.rerr
 	}
 	cfg := &c.srv.cfg
 	mid := c.fr.state != frStart
@@ -190,18 +208,21 @@ func (c *clientConn) fill() error {
 		deadline = c.reqStart.Add(cfg.RequestTimeout)
 	}
 	_ = c.nc.SetReadDeadline(deadline)
-	n, err := c.nc.Read(c.buf)
-	c.ahead, c.rerr = c.buf[:n], err
+	n, err := c.nc.Read(dst)
+	c.rerr = err
 	switch {
 	case n > 0:
-		return nil
+		return n, nil
 	case mid && isTimeout(err):
 		c.srv.log.Warn("connection cut: request not complete in time", "remote", c.sess.remote, "timeout", cfg.RequestTimeout)
-		return c.cut(fmt.Errorf("request not complete within %v (server flag --request-timeout)", cfg.RequestTimeout))
+		return 0, c.cut(fmt.Errorf("request not complete within %v (server flag --request-timeout)", cfg.RequestTimeout))
 	case isTimeout(err):
 		c.srv.log.Debug("idle connection closed", "remote", c.sess.remote, "timeout", cfg.IdleTimeout)
 	}
-	return err
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return 0, err
 }
 
 // cut ends the connection because of err: the replies pending so far, then

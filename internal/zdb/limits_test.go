@@ -123,7 +123,18 @@ func TestServerBufferBudget(t *testing.T) {
 	if line, err := hr.ReadString('\n'); err != nil || line != "$1\r\n" {
 		t.Fatalf("completed request: %q, %v", line, err)
 	}
-	ok(t, conn(t, addr), "SET", "b", strings.Repeat("y", 2<<20))
+	c := conn(t, addr)
+	ok(t, c, "SET", "b", strings.Repeat("y", 2<<20))
+	eq(t, "GET b", len(ok(t, c, "GET", "b").(string)), 2<<20)
+
+	// Every connection is idle now: nothing stays charged.
+	deadline = time.Now().Add(10 * time.Second)
+	for srv.buffered.used.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still charged with every connection idle", srv.buffered.used.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestConnectionsPerAddressCapped: the connection over the per-address
