@@ -83,7 +83,9 @@ func (s *Server) authSecure(c *session, w replyWriter, args [][]byte) error {
 // SELECT name [password | SECURE <sha1(nonce:password)>]. A namespace
 // without password opens read-write to anyone; with one, the password
 // (or its challenge response) opens it read-write, and no password opens a
-// public namespace read-only and refuses a private one.
+// public namespace read-only and refuses a private one. A locked default
+// namespace (ServerConfig.ProtectDefault) has the admin password and is
+// public.
 func (s *Server) cmdSelect(c *session, w replyWriter, args [][]byte) error {
 	ns, err := s.store.Namespace(string(args[1]))
 	if err != nil {

@@ -16,7 +16,7 @@ type session struct {
 	conn     *clientConn // what the session's buffers are charged to; nil in tests of commands
 	remote   string
 	ns       *Namespace // current namespace; nil only when the store is closed
-	writable bool       // false after a password-less SELECT of a public protected namespace
+	writable bool       // false after a password-less SELECT of a public protected namespace, and in a locked default
 	admin    bool
 	nonce    string // the pending AUTH SECURE CHALLENGE, used at most once
 	failures int    // failed authentications on this connection
