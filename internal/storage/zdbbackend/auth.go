@@ -22,8 +22,11 @@ type authError struct {
 
 func (e *authError) Error() string {
 	hint := "check the namespace password in the backend config"
-	if e.reply.Error() == "Namespace not found" {
+	switch {
+	case e.reply.Error() == "Namespace not found":
 		hint = "create the namespace on the server (NSNEW) or fix the Namespace in the backend config"
+	case errors.Is(e.reply, errNoAccessInfo):
+		hint = "the backend must see who may read the namespace: point it at a zdb or 0-db server"
 	}
 	return fmt.Sprintf("authentication to namespace %q at %s failed: server replied %q (%s)", e.namespace, e.address, e.reply, hint)
 }
@@ -62,6 +65,10 @@ func (b *Backend) authenticate(ctx context.Context, cn *redis.Conn) error {
 // refuses such a namespace.
 var ErrPublicNamespace = errors.New("zdbbackend: namespace is public: readable without its password")
 
+// errNoAccessInfo: the server's NSINFO reply does not say whether the
+// namespace is public.
+var errNoAccessInfo = errors.New("NSINFO reply lacks the public or password field")
+
 // publicError names the namespace, the server and the command that makes
 // the namespace private.
 type publicError struct{ namespace, address string }
@@ -87,8 +94,7 @@ func (b *Backend) checkPrivate(info string) error {
 	public, hasPublic := fields["public"]
 	password, hasPassword := fields["password"]
 	if !hasPublic || !hasPassword {
-		return &authError{namespace: b.cfg.Namespace, address: b.cfg.Address,
-			reply: errors.New("NSINFO reply lacks the public or password field")}
+		return &authError{namespace: b.cfg.Namespace, address: b.cfg.Address, reply: errNoAccessInfo}
 	}
 	if public != "no" && password != "no" {
 		return &publicError{namespace: b.cfg.Namespace, address: b.cfg.Address}
