@@ -15,10 +15,12 @@ import (
 type zdbFlags struct {
 	listen, dir, adminPassword, sync string
 	syncInterval, compactInterval    time.Duration
-	idleTimeout                      time.Duration
+	idleTimeout, requestTimeout      time.Duration
 	compactRatio                     float64
 	dataFileSize                     int64
-	maxClients                       int
+	connBuffer, maxBuffer            int64
+	maxClients, maxConnsPerAddr      int
+	protect                          bool
 }
 
 func newZDBCmd(g *globals) *cobra.Command {
@@ -34,7 +36,21 @@ docs/formats/zdb.md.
 The admin password (needed for NSNEW, NSDEL, NSSET) comes from the
 ZGRID_ZDB_ADMIN environment variable or --admin-password; prefer the
 variable, since other users of the machine can read command lines. Without
-one, every client is admin.
+one every client is admin, so zdb then listens only on a loopback address
+(--listen 127.0.0.1:PORT) and refuses to start on any other.
+
+A namespace with a password is private: SELECT needs the password, unless
+an admin made it public (NSSET ns public 1: read-only without it). The
+default namespace is locked with --protect (the default): read-only unless
+selected with the admin password (SELECT default PASSWORD).
+
+Limits against clients that hold resources: --max-clients connections in
+all and --max-conns-per-addr from one IP address; a connection idle for
+--idle-timeout is closed, a request must arrive (and a reply be read) within
+--request-timeout; a connection may buffer --conn-buffer bytes and all
+together --max-buffer. A client over a limit gets an error naming the flag
+and is disconnected. NSSET ns maxsize bounds a namespace's bytes on disk;
+compaction frees dead records every --compact-interval.
 
 --sync batch (the default) acknowledges a write once the kernel has it and
 fsyncs every --sync-interval: a killed process loses nothing, a power loss
@@ -47,16 +63,21 @@ record (logged) and rebuilds what the index file lacks from the data files.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runZDB(cmd, g, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:9900", "address to listen on, host:port")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:9900", "address to listen on, host:port (beyond loopback only with an admin password)")
 	fl.StringVar(&f.dir, "dir", "", "data directory, one subdirectory per namespace (created if missing)")
-	fl.StringVar(&f.adminPassword, "admin-password", "", "admin password (default $ZGRID_ZDB_ADMIN; none: everyone is admin)")
+	fl.StringVar(&f.adminPassword, "admin-password", "", "admin password (default $ZGRID_ZDB_ADMIN; none: everyone is admin, loopback only)")
+	fl.BoolVar(&f.protect, "protect", true, "lock the default namespace: read-only unless selected with the admin password (needs one)")
 	fl.StringVar(&f.sync, "sync", string(zdb.SyncBatch), "when writes are fsynced: always (before each reply) or batch")
 	fl.DurationVar(&f.syncInterval, "sync-interval", 50*time.Millisecond, "fsync period of --sync batch")
 	fl.Int64Var(&f.dataFileSize, "datafile-size", 64<<20, "start a new data file before one would pass this many bytes")
-	fl.DurationVar(&f.compactInterval, "compact-interval", 0, "compact in the background this often (0: only on COMPACT)")
+	fl.DurationVar(&f.compactInterval, "compact-interval", 10*time.Minute, "compact in the background this often (0: only on COMPACT)")
 	fl.Float64Var(&f.compactRatio, "compact-ratio", 0.5, "background compaction rewrites a data file once this share of it (above 0, at most 1) is dead")
 	fl.IntVar(&f.maxClients, "max-clients", 1024, "refuse connections beyond this many")
-	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close connections idle this long (0: never)")
+	fl.IntVar(&f.maxConnsPerAddr, "max-conns-per-addr", 32, "refuse connections from one IP address beyond this many")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 5*time.Minute, "close connections idle this long between requests")
+	fl.DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "cut a client whose request is not complete, or who has not read a reply, this long after it started")
+	fl.Int64Var(&f.connBuffer, "conn-buffer", zdb.DefaultConnBuffer, "bytes of requests and replies one connection may have buffered (at least one 8 MiB value twice)")
+	fl.Int64Var(&f.maxBuffer, "max-buffer", 256<<20, "bytes of requests and replies all connections together may have buffered")
 	return cmd
 }
 
@@ -67,9 +88,23 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 	if f.sync != string(zdb.SyncAlways) && f.sync != string(zdb.SyncBatch) {
 		return fmt.Errorf("--sync %q: use always or batch", f.sync)
 	}
+	for name, v := range map[string]int64{
+		"--max-clients": int64(f.maxClients), "--max-conns-per-addr": int64(f.maxConnsPerAddr),
+		"--idle-timeout": int64(f.idleTimeout), "--request-timeout": int64(f.requestTimeout),
+		"--conn-buffer": f.connBuffer, "--max-buffer": f.maxBuffer,
+	} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be above 0: it is a limit that keeps clients from exhausting the server", name)
+		}
+	}
 	admin := f.adminPassword
 	if admin == "" {
 		admin = os.Getenv("ZGRID_ZDB_ADMIN")
+	}
+	if admin == "" {
+		if err := loopbackOnly(f.listen); err != nil {
+			return err
+		}
 	}
 	log := g.logger().With("module", "zdb")
 	store, err := zdb.Open(zdb.Options{
@@ -84,12 +119,15 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 		return errors.Join(fmt.Errorf("listen on %s: %w", f.listen, err), store.Close())
 	}
 	srv := zdb.NewServer(store, zdb.ServerConfig{
-		AdminPassword: admin, MaxClients: f.maxClients, IdleTimeout: f.idleTimeout, Logger: log,
+		AdminPassword: admin, ProtectDefault: f.protect, Logger: log,
+		MaxClients: f.maxClients, MaxConnsPerAddr: f.maxConnsPerAddr,
+		IdleTimeout: f.idleTimeout, RequestTimeout: f.requestTimeout,
+		ConnBuffer: f.connBuffer, MaxBuffer: f.maxBuffer,
 	})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if admin == "" {
-		log.Warn("no admin password: every client can create, change and delete namespaces")
+		log.Warn("no admin password: every client on this machine can create, change and delete namespaces")
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "zdb ready: listening on %s, data in %s\n", ln.Addr(), f.dir)
 	select {
@@ -98,5 +136,30 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 	case err = <-served:
 		log.Error("server stopped", "err", err)
 	}
-	return errors.Join(err, srv.Close(), store.Close())
+	closeErr := srv.Close()
+	if err == nil {
+		err = <-served
+	}
+	return errors.Join(err, closeErr, store.Close())
+}
+
+// loopbackOnly refuses a listen address that other machines can reach: a
+// server without an admin password makes every client admin.
+func loopbackOnly(listen string) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w (want host:port)", listen, err)
+	}
+	ips, err := net.LookupIP(host)
+	if host == "" {
+		ips, err = nil, nil
+	}
+	loopback := err == nil && len(ips) > 0
+	for _, ip := range ips {
+		loopback = loopback && ip.IsLoopback()
+	}
+	if !loopback {
+		return fmt.Errorf("--listen %s reaches beyond loopback, and without an admin password every client could create, change and delete namespaces: set ZGRID_ZDB_ADMIN (or --admin-password), or listen on 127.0.0.1", listen)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 	"github.com/zerogrid/zerogrid/internal/identity"
 )
 
@@ -32,19 +33,7 @@ func LoadOrCreateKey(dir string) (identity.PrivateKey, error) {
 		if err != nil {
 			return identity.PrivateKey{}, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return identity.PrivateKey{}, fmt.Errorf("create gateway key %s: %w", path, err)
-		}
-		_, err = f.WriteString(hex.EncodeToString(key.Seed()) + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
+		if err := atomicfile.WriteNew(path, []byte(hex.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
 			return identity.PrivateKey{}, fmt.Errorf("write gateway key %s: %w", path, err)
 		}
 		return key, nil

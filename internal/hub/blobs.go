@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // blobStore keeps blobs as content-addressed files, DIR/blobs/sha256/<hex>.
@@ -141,7 +143,7 @@ func (b *blobStore) commit(f *os.File, h v1.Hash) error {
 	if err := os.Rename(f.Name(), b.path(h)); err != nil {
 		return err
 	}
-	return syncDir(b.dir)
+	return atomicfile.SyncDir(b.dir)
 }
 
 // hashingWriter appends to f and hashes what it appends. It carries the

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // The store's layout on disk (docs/formats/hub.md):
@@ -96,52 +98,11 @@ func initLayout(dir string) error {
 	return writeFileAtomic(filepath.Join(dir, markerFile), append(b, '\n'))
 }
 
-// writeFileAtomic writes data to a temporary file next to path, fsyncs it,
-// renames it over path and fsyncs the directory: readers see the old
-// content or the new, never a part.
+// writeFileAtomic replaces path with data (atomicfile.WriteFile): readers
+// see the old content or the new, never a part.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if err := writeSyncClose(f, data); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeSyncClose(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(fileMode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir makes a rename or create in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.WriteFile(path, data, fileMode)
 }

@@ -7,7 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // WriteKeyFile encrypts kf with passphrase (Argon2id, default cost) and
@@ -37,55 +38,15 @@ func existsError(path string) error {
 	return fmt.Errorf("%w: %s; remove it first or choose another path", ErrKeyFileExists, path)
 }
 
-// installNew writes data to a synced temporary file and moves it to path
-// without replacing anything there.
-func installNew(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// installNew writes data to a synced temporary file and links it to path
+// without replacing anything there (atomicfile.WriteNew).
+func installNew(path string, data []byte) error {
+	err := atomicfile.WriteNew(path, data, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return existsError(path)
+	}
 	if err != nil {
 		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	defer func() {
-		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
-	}()
-	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write key file %s: %w", path, err)
-	}
-	if err := linkNoReplace(tmp.Name(), path); err != nil {
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write key file %s: sync directory: %w", path, err)
-	}
-	return nil
-}
-
-// linkNoReplace makes path name the file tmp names, failing if path
-// exists. A hard link does that atomically; where the file system has no
-// hard links it falls back to a check and a rename.
-func linkNoReplace(tmp, path string) error {
-	err := os.Link(tmp, path)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrExist):
-		return existsError(path)
-	}
-	if _, serr := os.Lstat(path); serr == nil {
-		return existsError(path)
-	}
-	if rerr := os.Rename(tmp, path); rerr != nil {
-		return fmt.Errorf("write key file %s: %w (link: %v)", path, rerr, err)
 	}
 	return nil
 }

@@ -7,6 +7,3 @@ import "io/fs"
 // checkKeyFileMode has nothing to check where Unix permission bits do not
 // exist; access control there is the platform's (ACLs).
 func checkKeyFileMode(string, fs.FileInfo) error { return nil }
-
-// syncDir is a no-op where directories cannot be synced.
-func syncDir(string) error { return nil }

@@ -5,7 +5,6 @@ package identity
 import (
 	"fmt"
 	"io/fs"
-	"os"
 )
 
 // checkKeyFileMode refuses a key file that group or others may read or
@@ -16,14 +15,4 @@ func checkKeyFileMode(path string, fi fs.FileInfo) error {
 		return fmt.Errorf("%w: %s has mode %04o; run: chmod 600 %s", ErrKeyFileMode, path, m, path)
 	}
 	return nil
-}
-
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

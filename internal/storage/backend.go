@@ -6,9 +6,10 @@ import (
 )
 
 // Backend stores named, immutable-once-written objects (shards) at one
-// location. Implementations: internal/storage/mem (tests), internal/storage/dir
-// (a local directory); a zdb client comes next. Every implementation must
-// pass the conformance suite in internal/storage/backendtest.
+// location. Implementations: internal/storage/mem (tests),
+// internal/storage/dir (a local directory) and internal/storage/zdbbackend
+// (a namespace on a zdb server). Every implementation must pass the
+// conformance suite in internal/storage/backendtest.
 //
 // Concurrency: all methods are safe for concurrent use, also on the same
 // name. A reader never observes a partially written object: it sees either

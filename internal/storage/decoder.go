@@ -142,9 +142,11 @@ type shard struct {
 
 // fetch gets k verified shards of ref: data shards first, hedge more in
 // parallel, one more for each failure; the rest are cancelled once k have
-// arrived.
+// arrived. It returns only after every fetch it started has returned.
 func (d *Decoder) fetch(ctx context.Context, ref SegmentRef) (map[int]*shard, []ShardFault, error) {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	results := make(chan *shard, len(ref.Shards))
 	next, inflight := 0, 0
@@ -152,7 +154,7 @@ func (d *Decoder) fetch(ctx context.Context, ref SegmentRef) (map[int]*shard, []
 		loc := ref.Shards[next]
 		next++
 		inflight++
-		go func() { results <- d.fetchOne(ctx, ref, loc) }()
+		wg.Go(func() { results <- d.fetchOne(ctx, ref, loc) })
 	}
 	for next < len(ref.Shards) && next < ref.K+d.hedge {
 		launch()

@@ -37,6 +37,6 @@
 //
 // The metadata layer stores SegmentRefs (encrypted, dispersed); they name
 // backends by id, never by address or credentials. Backend is the seam for
-// storage locations (mem, dir, and a zdb client to come); backendtest holds
-// their conformance suite.
+// storage locations (mem, dir and zdbbackend); backendtest holds their
+// conformance suite.
 package storage

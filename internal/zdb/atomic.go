@@ -3,61 +3,33 @@ package zdb
 import (
 	"bufio"
 	"errors"
-	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
-// tmpSuffix marks files being written; a loader removes leftovers, which are
-// what a crash in the middle of a write leaves behind.
+// tmpSuffix marks the temporary files of older versions of the server; a
+// loader removes them, and atomicfile's, which are what a crash in the
+// middle of a write leaves behind.
 const tmpSuffix = ".tmp"
 
-// writeFileAtomic replaces dir/name with what write produces: it writes
-// dir/name.tmp, fsyncs it, renames it over dir/name and fsyncs dir. After a
-// crash the file is either the old or the new version, never a mix.
+// writeFileAtomic replaces dir/name with what write produces, mode 0600
+// (atomicfile.Write): after a crash the file is either the old or the new
+// version, never a mix.
 func writeFileAtomic(dir, name string, write func(w *bufio.Writer) error) error {
-	path := filepath.Join(dir, name)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 256<<10)
-	err = write(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
+	return atomicfile.Write(filepath.Join(dir, name), 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 }
 
 // syncDir makes renames, creations and removals in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // removeTmpFiles deletes the leftovers of interrupted atomic writes in dir.
 func removeTmpFiles(dir string) error {
@@ -65,7 +37,7 @@ func removeTmpFiles(dir string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := []error{atomicfile.RemoveTemps(dir)}
 	for _, m := range matches {
 		errs = append(errs, os.Remove(m))
 	}

@@ -69,9 +69,22 @@ func (s *Server) cmdSet(c *session, w replyWriter, args [][]byte) error {
 	return nil
 }
 
+// GET key: the value, or nil. The reply is charged to the connection's
+// buffer budget before the value is read.
 func (s *Server) cmdGet(c *session, w replyWriter, args [][]byte) error {
 	ns, err := c.current()
 	if err != nil {
+		return err
+	}
+	st, found, err := ns.Stat(args[1])
+	if err != nil {
+		return err
+	}
+	if !found {
+		w.WriteNull()
+		return nil
+	}
+	if err := c.reserveReply(int64(st.Size) + replyOverhead); err != nil {
 		return err
 	}
 	v, found, err := ns.Get(args[1])

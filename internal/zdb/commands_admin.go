@@ -30,7 +30,7 @@ func (s *Server) cmdInfo(_ *session, w replyWriter, _ [][]byte) error {
 	fmt.Fprintf(&b, "# server\nserver_name: zgridd zdb\nboot_time: %d\nuptime: %d\n",
 		s.started.Unix(), int64(now.Sub(s.started).Seconds()))
 	fmt.Fprintf(&b, "\n# clients\nclients_connected: %d\nclients_lifetime: %d\nclients_max: %d\n",
-		s.clients.Load(), s.clientsSeen.Load(), s.cfg.MaxClients)
+		s.clientCount(), s.clientsSeen.Load(), s.cfg.MaxClients)
 	o := s.store.opts
 	fmt.Fprintf(&b, "\n# internals\nsequential_key_size: 8\ndata_version: %d\nindex_version: %d\n", recordVersion, indexVersion)
 	fmt.Fprintf(&b, "sync_policy: %s\nsync_interval_ms: %d\ndatafile_max_bytes: %d\nnamespaces: %d\n",
@@ -83,13 +83,15 @@ func (s *Server) authSecure(c *session, w replyWriter, args [][]byte) error {
 // SELECT name [password | SECURE <sha1(nonce:password)>]. A namespace
 // without password opens read-write to anyone; with one, the password
 // (or its challenge response) opens it read-write, and no password opens a
-// public namespace read-only and refuses a private one.
+// public namespace read-only and refuses a private one. A locked default
+// namespace (ServerConfig.ProtectDefault) has the admin password and is
+// public.
 func (s *Server) cmdSelect(c *session, w replyWriter, args [][]byte) error {
 	ns, err := s.store.Namespace(string(args[1]))
 	if err != nil {
 		return err
 	}
-	password, public, err := ns.access()
+	password, public, err := s.access(ns)
 	if err != nil {
 		return ErrNamespaceNotFound
 	}

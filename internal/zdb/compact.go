@@ -2,10 +2,11 @@ package zdb
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // CompactStats reports what a compaction did.
@@ -113,19 +114,18 @@ type compactResult struct {
 
 // compactFile copies the live records of the sealed file df (and its
 // tombstones, unless dropTombs) into a new file with the same id and a new
-// stamp: written as *.tmp, fsynced, renamed over the old file, directory
-// fsynced. A crash leaves either the old or the new file, both complete,
+// stamp: written as an atomicfile temporary file, fsynced, renamed over
+// the old file, directory fsynced. A crash leaves either the old or the new file, both complete,
 // and a stale index file, which the loader detects by the stamp and
 // rebuilds from; every record the new file lacks is dead in both versions.
 func (ns *Namespace) compactFile(df *dataFile, dropTombs bool) (compactResult, error) {
-	tmpPath := df.path + ".compact" + tmpSuffix
-	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := atomicfile.Create(df.path, 0o600)
 	if err != nil {
 		return compactResult{}, err
 	}
 	hdr := df.hdr
 	hdr.stamp = ns.opts.stamp()
-	moved, damaged, err := ns.copyLive(df, out, hdr, dropTombs)
+	moved, damaged, err := ns.copyLive(df, out.File, hdr, dropTombs)
 	if err == nil {
 		err = out.Sync()
 	}
@@ -134,11 +134,11 @@ func (ns *Namespace) compactFile(df *dataFile, dropTombs bool) (compactResult, e
 	}
 	var res compactResult
 	if err == nil {
-		res, err = ns.commitCompaction(df, out, tmpPath, hdr, moved, damaged)
+		res, err = ns.commitCompaction(df, out, hdr, moved, damaged)
 	}
 	if err != nil {
+		out.Abort() // removes the temporary file unless it was renamed
 		out.Close()
-		_ = os.Remove(tmpPath)
 		return compactResult{}, fmt.Errorf("compact %s: %w", df.path, err)
 	}
 	return res, nil
@@ -181,7 +181,7 @@ func (ns *Namespace) keep(id uint32, off int64, r *record, dropTombs bool) bool 
 
 // commitCompaction puts the new file in place of the old one and moves the
 // index entries to it, all under the lock, so readers see either version.
-func (ns *Namespace) commitCompaction(df *dataFile, out *os.File, tmpPath string, hdr fileHeader, moved []movedRecord, damaged bool) (compactResult, error) {
+func (ns *Namespace) commitCompaction(df *dataFile, out *atomicfile.File, hdr fileHeader, moved []movedRecord, damaged bool) (compactResult, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if ns.gone != nil {
@@ -189,13 +189,13 @@ func (ns *Namespace) commitCompaction(df *dataFile, out *os.File, tmpPath string
 	}
 	var err error
 	if len(moved) == 0 {
-		out.Close()
-		err = errors.Join(os.Remove(tmpPath), os.Remove(df.path))
+		out.Abort()
+		err = os.Remove(df.path)
+		if err == nil {
+			err = syncDir(ns.dir)
+		}
 	} else {
-		err = os.Rename(tmpPath, df.path)
-	}
-	if err == nil {
-		err = syncDir(ns.dir)
+		err = out.CommitOpen()
 	}
 	if err == nil {
 		err = ns.opts.failpoint("compact-renamed")
@@ -203,7 +203,7 @@ func (ns *Namespace) commitCompaction(df *dataFile, out *os.File, tmpPath string
 	if err != nil {
 		return compactResult{}, err
 	}
-	nf := ns.moveToLocked(&dataFile{id: df.id, path: df.path, f: out, hdr: hdr, size: fileHeaderSize, lastLSN: hdr.minLSN()}, moved)
+	nf := ns.moveToLocked(&dataFile{id: df.id, path: df.path, f: out.File, hdr: hdr, size: fileHeaderSize, lastLSN: hdr.minLSN()}, moved)
 	if damaged {
 		ns.dropUnmovedLocked(df.id, moved)
 	}

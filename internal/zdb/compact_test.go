@@ -138,7 +138,7 @@ func TestCompactionCrashSafe(t *testing.T) {
 			os.Remove(filepath.Join(dir, "data", indexFileName))
 			s3, _ := openStore(t, dir, nil)
 			wantState(t, mustNS(t, s3, "data"), want)
-			if left, _ := filepath.Glob(filepath.Join(dir, "data", "*.tmp")); len(left) != 0 {
+			if left, _ := filepath.Glob(filepath.Join(dir, "data", ".*.tmp-*")); len(left) != 0 {
 				t.Fatalf("leftover temporary files: %v", left)
 			}
 		})

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // dataFile is one append-only data file of a namespace. Only the newest file
@@ -45,27 +47,20 @@ func parseDataFileName(name string) (uint32, bool) {
 // and opens it for appending.
 func createDataFile(dir string, hdr fileHeader) (*dataFile, error) {
 	path := filepath.Join(dir, dataFileName(hdr.id))
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	_, err = f.Write(hdr.encode())
 	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
+		err = f.CommitOpen()
 	}
 	if err != nil {
+		f.Abort()
 		f.Close()
-		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("create data file %s: %w", path, err)
 	}
-	return &dataFile{id: hdr.id, path: path, f: f, hdr: hdr, size: fileHeaderSize, lastLSN: hdr.minLSN()}, nil
+	return &dataFile{id: hdr.id, path: path, f: f.File, hdr: hdr, size: fileHeaderSize, lastLSN: hdr.minLSN()}, nil
 }
 
 // openDataFile opens an existing data file and checks its header. size is

@@ -14,9 +14,11 @@
 // logged and skipped, and never served. Compaction rewrites data files
 // without their dead records, one file at a time, with an atomic rename.
 //
-// Server puts the network in front of a Store: redcon parses RESP,
-// a framing guard bounds what a request may announce, and a session per
-// connection holds its namespace and authentication.
+// Server puts the network in front of a Store: redcon parses RESP, a
+// framing guard bounds what a request may announce, each connection hands
+// redcon one request at a time and charges what it buffers to its own and
+// the server's budget (conn.go), and a session per connection holds its
+// namespace and authentication.
 //
 // The formats are specified in docs/formats/zdb.md.
 package zdb

@@ -47,6 +47,7 @@ var (
 	ErrWriteFailed        = errors.New("Cannot write data right now")
 	ErrInternal           = errors.New("Internal error")
 	ErrTooManyClients     = errors.New("ERR max number of clients reached")
+	ErrTooManyFromAddr    = errors.New("ERR too many connections from your address")
 	ErrTooManyAuthFailure = errors.New("Too many failed authentications, closing connection")
 
 	ErrClosed     = errors.New("zdb: store is closed")

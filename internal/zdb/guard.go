@@ -1,10 +1,6 @@
 package zdb
 
-import (
-	"fmt"
-	"net"
-	"time"
-)
+import "fmt"
 
 // redcon parses the protocol. Its reader, though, trusts the sizes a client
 // announces: a multi-bulk count of 10^18 makes it loop for years, and a
@@ -19,6 +15,9 @@ const (
 	// maxRequest bounds the sum of a request's argument lengths: room for
 	// SET with the largest key and value, and a timestamp.
 	maxRequest = MaxValueSize + 1024
+	// requestFraming bounds the count and length lines of a request: at
+	// most maxRequestArgs+1 lines of at most 25 bytes.
+	requestFraming = (maxRequestArgs + 1) * 25
 )
 
 // Framing states.
@@ -45,29 +44,44 @@ type framer struct {
 // feed advances over p and fails when a request breaks the limits or the
 // framing, which redcon would reject anyway.
 func (f *framer) feed(p []byte) error {
+	for len(p) > 0 {
+		n, _, err := f.feedRequest(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// feedRequest advances over p up to and including the byte that ends a
+// request, if one does: n is the bytes consumed and end tells whether a
+// request ended there.
+func (f *framer) feedRequest(p []byte) (n int, end bool, err error) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch f.state {
 		case frStart:
+			f.total, f.line = 0, 0
 			if c == '*' {
-				f.state, f.n, f.total = frCount, 0, 0
+				f.state, f.n = frCount, 0
 				continue
 			}
-			f.state, f.line = frInline, 0
+			f.state = frInline
 			i-- // this byte starts the inline request
 		case frInline:
 			if c == '\n' {
 				f.state = frStart
 			} else if f.line++; f.line > maxInlineRequest {
-				return fmt.Errorf("%w: inline request longer than %d bytes", errFraming, maxInlineRequest)
+				return i, false, fmt.Errorf("%w: inline request longer than %d bytes", errFraming, maxInlineRequest)
 			}
 		case frCount, frBulkLen:
 			if err := f.number(c); err != nil {
-				return err
+				return i, false, err
 			}
 		case frBulkHdr:
 			if c != '$' {
-				return fmt.Errorf("%w: expected '$'", errFraming)
+				return i, false, fmt.Errorf("%w: expected '$'", errFraming)
 			}
 			f.state, f.n = frBulkLen, 0
 		case frBody:
@@ -77,8 +91,21 @@ func (f *framer) feed(p []byte) error {
 				f.endArg()
 			}
 		}
+		if f.state == frStart {
+			return i + 1, true, nil
+		}
 	}
-	return nil
+	return len(p), false, nil
+}
+
+// announced is what the request being read will buffer, as far as its
+// framing has told: the argument lengths announced, the inline line so
+// far, and room for the count and length lines.
+func (f *framer) announced() int64 {
+	if f.state == frStart {
+		return 0
+	}
+	return f.total + int64(f.line) + requestFraming
 }
 
 // number reads one byte of a count or length line.
@@ -116,40 +143,4 @@ func (f *framer) endArg() {
 	} else {
 		f.state = frStart
 	}
-}
-
-// guardConn runs every byte read through a framer.
-type guardConn struct {
-	net.Conn
-	fr  framer
-	err error
-}
-
-func (c *guardConn) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.Conn.Read(p)
-	if ferr := c.fr.feed(p[:n]); ferr != nil {
-		c.err = ferr
-		// Tell the client why; redcon flushed its replies before reading.
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Conn.Write([]byte("-ERR " + ferr.Error() + "\r\n"))
-		return 0, ferr
-	}
-	return n, err
-}
-
-// guardListener hands out guarded connections.
-type guardListener struct {
-	net.Listener
-	maxRequest int64
-}
-
-func (l *guardListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &guardConn{Conn: c, fr: framer{maxRequest: l.maxRequest}}, nil
 }

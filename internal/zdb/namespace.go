@@ -62,7 +62,22 @@ func (ns *Namespace) Set(key, value []byte) (stored []byte, changed bool, err er
 }
 
 // put is Set with an explicit timestamp (Unix nanoseconds, 0 for now).
+// A write that the disk bound of maxsize refuses, while compaction would
+// free enough, compacts the namespace and tries once more.
 func (ns *Namespace) put(key, value []byte, ts int64) ([]byte, bool, error) {
+	stored, changed, err := ns.putOnce(key, value, ts)
+	var full *diskFullError
+	if !errors.As(err, &full) || !full.compactable {
+		return stored, changed, err
+	}
+	if _, cerr := ns.Compact(); cerr != nil {
+		ns.log.Error("compaction to make room failed", "namespace", ns.name, "err", cerr)
+		return nil, false, err
+	}
+	return ns.putOnce(key, value, ts)
+}
+
+func (ns *Namespace) putOnce(key, value []byte, ts int64) ([]byte, bool, error) {
 	if len(key) > MaxKeySize {
 		return nil, false, ErrKeyTooLarge
 	}
@@ -84,6 +99,9 @@ func (ns *Namespace) put(key, value []byte, ts int64) ([]byte, bool, error) {
 	}
 	if had && int(old.vlen) == len(value) && ns.sameValueLocked(key, old, value) {
 		return key, false, nil
+	}
+	if err := ns.checkDiskLocked(recordSize(len(key), len(value))); err != nil {
+		return nil, false, err
 	}
 	if ts == 0 {
 		ts = ns.opts.Now().UnixNano()
@@ -135,6 +153,40 @@ func (ns *Namespace) checkSpaceLocked(old entry, had bool, n int) error {
 	}
 	return nil
 }
+
+// checkDiskLocked enforces maxsize on the bytes on disk: every data file,
+// dead records included, so overwrites cannot grow the disk without bound.
+// The error is a *diskFullError, compactable when compaction would free
+// enough. DEL is never refused.
+func (ns *Namespace) checkDiskLocked(n int64) error {
+	limit := ns.set.MaxSize
+	if limit == 0 {
+		return nil
+	}
+	var disk, dead int64
+	for _, df := range ns.files {
+		disk += df.size
+		dead += df.deadBytes
+	}
+	if disk+n <= limit {
+		return nil
+	}
+	return &diskFullError{
+		err: fmt.Errorf("%w (namespace %s is full: maxsize %d bytes, %d on disk, record %d bytes; compaction frees up to %d)",
+			ErrNamespaceFull, ns.name, limit, disk, n, dead),
+		compactable: disk+n-dead <= limit,
+	}
+}
+
+// diskFullError is a write refused for the bytes on disk; compactable
+// tells whether compaction would make room for it.
+type diskFullError struct {
+	err         error
+	compactable bool
+}
+
+func (e *diskFullError) Error() string { return e.err.Error() }
+func (e *diskFullError) Unwrap() error { return e.err }
 
 func (ns *Namespace) sameValueLocked(key []byte, old entry, value []byte) bool {
 	r, err := ns.readLocked(key, old)

@@ -17,9 +17,13 @@ import (
 // are reported and skipped) and the index, from the index file when it
 // matches the data files, otherwise rebuilt from the data files.
 func openNamespace(dir string, opts *Options, log *slog.Logger) (*Namespace, error) {
-	set, err := readSettings(dir)
+	set, wasPublic, err := readSettings(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open namespace %s: %w", dir, err)
+	}
+	if wasPublic {
+		log.Warn("namespace is private now: its old settings file made every namespace public, so reads need the password; if it should stay readable without one, run NSSET <name> public 1",
+			"namespace", set.Name)
 	}
 	if err := removeTmpFiles(dir); err != nil {
 		return nil, fmt.Errorf("open namespace %s: remove leftovers: %w", dir, err)

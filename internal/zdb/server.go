@@ -3,6 +3,7 @@ package zdb
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,57 +12,91 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tidwall/redcon"
 )
 
 // ServerConfig configures a Server. Zero values take the defaults.
 type ServerConfig struct {
 	// AdminPassword protects NSNEW, NSDEL, NSSET and the other admin
 	// commands (AUTH gives a connection admin rights). Empty: every client
-	// is admin, as in 0-db.
+	// is admin, as in 0-db; zgridd zdb allows that only on loopback.
 	AdminPassword string
-	MaxClients    int           // default 1024; more connections are refused with an error
-	IdleTimeout   time.Duration // close connections silent this long; 0: never
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Rand          io.Reader // nonces, read concurrently; default crypto/rand
+	// ProtectDefault locks the default namespace (0-db's --protect): it is
+	// read-only unless selected with the admin password (SELECT default
+	// PASSWORD, or its SECURE form). It needs an AdminPassword.
+	ProtectDefault bool
+
+	MaxClients      int           // connections at once; default 1024; more are refused with an error
+	MaxConnsPerAddr int           // connections at once from one IP address; default 32
+	IdleTimeout     time.Duration // close connections silent this long between requests; default 5 min
+	RequestTimeout  time.Duration // a started request must arrive, and a reply be taken, within this; default 30 s
+	ConnBuffer      int64         // bytes one connection may have buffered (request and replies); default DefaultConnBuffer
+	MaxBuffer       int64         // bytes all connections together may have buffered; default 256 MiB
+
+	Logger *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader // nonces, read concurrently; default crypto/rand
 }
 
+// DefaultConnBuffer holds one request of the largest size and the reply
+// to a GET of the largest value.
+const DefaultConnBuffer = 2*maxRequest + flushAt + 64<<10
+
 const (
-	defaultMaxClients = 1024
-	maxAuthFailures   = 10
-	scanBatch         = 256
+	defaultMaxClients      = 1024
+	defaultMaxConnsPerAddr = 32
+	defaultIdleTimeout     = 5 * time.Minute
+	defaultRequestTimeout  = 30 * time.Second
+	defaultMaxBuffer       = 256 << 20
+	maxAuthFailures        = 10
+	scanBatch              = 256
 )
 
 // Server speaks the Redis protocol (RESP, through redcon) with 0-db's
 // commands over a Store. Each connection is a session with a current
 // namespace; commands of one connection run in order, connections run in
-// parallel.
+// parallel. Every connection's goroutine is owned by the server: Close
+// ends them and waits for them.
 type Server struct {
-	store   *Store
-	cfg     ServerConfig
-	log     *slog.Logger
-	cmds    map[string]command
-	started time.Time
+	store    *Store
+	cfg      ServerConfig
+	log      *slog.Logger
+	cmds     map[string]command
+	started  time.Time
+	buffered budget
 
-	clients     atomic.Int64
 	clientsSeen atomic.Uint64
 	executed    atomic.Uint64
 	failed      atomic.Uint64
 	denied      atomic.Uint64
 	conns       sync.WaitGroup
 
-	mu     sync.Mutex
-	ln     net.Listener
-	closed bool
-	served chan struct{}
+	mu      sync.Mutex
+	ln      net.Listener
+	closed  bool
+	served  chan struct{}
+	clients map[*clientConn]struct{}
+	perAddr map[string]int
 }
 
 // NewServer returns a server for store; Serve starts it.
 func NewServer(store *Store, cfg ServerConfig) *Server {
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = defaultMaxClients
+	}
+	if cfg.MaxConnsPerAddr <= 0 {
+		cfg.MaxConnsPerAddr = defaultMaxConnsPerAddr
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = defaultIdleTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
+	if cfg.ConnBuffer <= 0 {
+		cfg.ConnBuffer = DefaultConnBuffer
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = defaultMaxBuffer
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -72,7 +107,11 @@ func NewServer(store *Store, cfg ServerConfig) *Server {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	s := &Server{store: store, cfg: cfg, log: cfg.Logger, started: cfg.Now()}
+	s := &Server{
+		store: store, cfg: cfg, log: cfg.Logger, started: cfg.Now(),
+		clients: map[*clientConn]struct{}{}, perAddr: map[string]int{},
+	}
+	s.buffered.limit = cfg.MaxBuffer
 	s.cmds = s.commandTable()
 	return s
 }
@@ -85,22 +124,25 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrClosed
 	}
-	gl := &guardListener{Listener: ln, maxRequest: maxRequest}
-	s.ln, s.served = gl, make(chan struct{})
+	s.ln, s.served = ln, make(chan struct{})
 	s.mu.Unlock()
 	defer close(s.served)
-
-	addr := ln.Addr()
-	rs := redcon.NewServerNetwork(addr.Network(), addr.String(), s.handle, s.accept, s.closedConn)
-	if s.cfg.IdleTimeout > 0 {
-		rs.SetIdleClose(s.cfg.IdleTimeout)
+	s.log.Info("zdb listening", "addr", ln.Addr().String())
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			s.log.Warn("accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
+			continue
+		}
+		s.accept(nc)
 	}
-	rs.AcceptError = func(err error) {
-		s.log.Warn("accept failed", "err", err)
-		time.Sleep(50 * time.Millisecond) // e.g. out of file descriptors: do not spin
-	}
-	s.log.Info("zdb listening", "addr", addr.String())
-	return rs.Serve(gl)
 }
 
 // Addr is the listening address, once Serve runs.
@@ -119,6 +161,9 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	ln, served := s.ln, s.served
+	for c := range s.clients {
+		c.nc.Close()
+	}
 	s.mu.Unlock()
 	if ln == nil {
 		return nil
@@ -132,46 +177,71 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) accept(conn redcon.Conn) bool {
-	if s.clients.Add(1) > int64(s.cfg.MaxClients) {
-		s.clients.Add(-1)
-		s.log.Warn("connection refused: too many clients", "remote", conn.RemoteAddr(), "max", s.cfg.MaxClients)
-		conn.WriteError(ErrTooManyClients.Error())
-		return false
+// accept starts serving nc, or refuses it with an error reply when the
+// server is at MaxClients or nc's address at MaxConnsPerAddr.
+func (s *Server) accept(nc net.Conn) {
+	host := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
+	s.mu.Lock()
+	var refusal error
+	switch {
+	case s.closed:
+		refusal = ErrClosed
+	case len(s.clients) >= s.cfg.MaxClients:
+		refusal = ErrTooManyClients
+		s.log.Warn("connection refused: too many clients", "remote", nc.RemoteAddr(), "max", s.cfg.MaxClients)
+	case s.perAddr[host] >= s.cfg.MaxConnsPerAddr:
+		refusal = fmt.Errorf("%w (%d; server flag --max-conns-per-addr)", ErrTooManyFromAddr, s.cfg.MaxConnsPerAddr)
+		s.log.Warn("connection refused: too many from one address", "remote", nc.RemoteAddr(), "max", s.cfg.MaxConnsPerAddr)
+	}
+	if refusal != nil {
+		s.mu.Unlock()
+		_ = nc.SetWriteDeadline(time.Now().Add(refusalTimeout))
+		_, _ = io.WriteString(nc, "-"+refusal.Error()+"\r\n")
+		nc.Close()
+		return
+	}
+	c := newClientConn(s, nc, host)
+	s.clients[c] = struct{}{}
+	s.perAddr[host]++
 	s.conns.Add(1)
+	s.mu.Unlock()
 	s.clientsSeen.Add(1)
-	conn.SetContext(s.newSession(conn.RemoteAddr()))
-	s.log.Debug("client connected", "remote", conn.RemoteAddr())
-	return true
+	s.log.Debug("client connected", "remote", nc.RemoteAddr())
+	go func() {
+		defer s.conns.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.clients, c)
+		if s.perAddr[host]--; s.perAddr[host] == 0 {
+			delete(s.perAddr, host)
+		}
+		s.mu.Unlock()
+	}()
 }
 
-func (s *Server) closedConn(conn redcon.Conn, err error) {
-	s.clients.Add(-1)
-	s.conns.Done()
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
-	}
+// clientCount is the number of connections being served.
+func (s *Server) clientCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
 }
 
 // handle runs one command. A panic is a bug; it ends this connection, not
 // the server.
-func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
-	c, _ := conn.Context().(*session)
-	if c == nil || c.closing {
+func (s *Server) handle(c *session, w replyWriter, args [][]byte) {
+	if c.closing {
 		return
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in a command (a bug): connection closed", "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
 			c.closing = true
-			conn.Close()
 		}
 	}()
-	s.dispatch(c, conn, cmd.Args)
-	if c.closing {
-		conn.Close()
-	}
+	s.dispatch(c, w, args)
 }
 
 // replyWriter is what a command writes its reply to: a redcon.Conn, or a
@@ -251,5 +321,6 @@ func protocolErrors() []error {
 		ErrBadProperty, ErrBadPropertyValue, ErrReadOnly, ErrCorrupt, ErrNoMoreData, ErrBadCursor,
 		ErrAccessDenied, ErrPermission, ErrProtectedPrivate, ErrNoChallenge, ErrAuthDisabled,
 		ErrBadHash, ErrOnlySecure, ErrUnknownCommand, ErrArguments, ErrClosed, ErrTooManyAuthFailure,
+		errBudget,
 	}
 }

@@ -13,9 +13,10 @@ import (
 // goroutine that serves the connection.
 type session struct {
 	srv      *Server
+	conn     *clientConn // what the session's buffers are charged to; nil in tests of commands
 	remote   string
 	ns       *Namespace // current namespace; nil only when the store is closed
-	writable bool       // false after a password-less SELECT of a public protected namespace
+	writable bool       // false after a password-less SELECT of a public protected namespace, and in a locked default
 	admin    bool
 	nonce    string // the pending AUTH SECURE CHALLENGE, used at most once
 	failures int    // failed authentications on this connection
@@ -23,9 +24,25 @@ type session struct {
 }
 
 func (s *Server) newSession(remote string) *session {
-	c := &session{srv: s, remote: remote, writable: true, admin: s.cfg.AdminPassword == ""}
+	c := &session{srv: s, remote: remote, writable: !s.protectDefault(), admin: s.cfg.AdminPassword == ""}
 	c.ns, _ = s.store.Namespace(DefaultNamespace)
 	return c
+}
+
+// protectDefault reports whether the default namespace is locked: read-only
+// unless selected with the admin password.
+func (s *Server) protectDefault() bool {
+	return s.cfg.ProtectDefault && s.cfg.AdminPassword != ""
+}
+
+// access returns the password and public flag SELECT checks for ns: a
+// locked default namespace has the admin password and is public.
+func (s *Server) access(ns *Namespace) (password string, public bool, err error) {
+	password, public, err = ns.access()
+	if err == nil && ns.name == DefaultNamespace && s.protectDefault() {
+		password, public = s.cfg.AdminPassword, true
+	}
+	return password, public, err
 }
 
 // nsGone reports whether the current namespace was deleted or closed.

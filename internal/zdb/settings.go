@@ -24,13 +24,17 @@ const DefaultNamespace = "default"
 
 const (
 	settingsFileName = "namespace.json"
-	settingsVersion  = 1
-	maxPasswordLen   = 128
+	// settingsVersion is the version written. Version 1 files are read too:
+	// their public flag was set on every new namespace, not by an admin, so
+	// it is read as private (see readSettings).
+	settingsVersion = 2
+	maxPasswordLen  = 128
 )
 
 // settings are a namespace's properties, stored in DIR/<ns>/namespace.json
 // (mode 0600: it holds the password in clear, which the SHA-1 challenge
-// needs).
+// needs). Public is true only when an admin set it (NSSET ns public 1): a
+// namespace with a password is private unless made public explicitly.
 type settings struct {
 	Version  int    `json:"version"`
 	Name     string `json:"name"`
@@ -41,7 +45,7 @@ type settings struct {
 }
 
 func defaultSettings(name string) settings {
-	return settings{Version: settingsVersion, Name: name, Public: true, Mode: ModeUser}
+	return settings{Version: settingsVersion, Name: name, Mode: ModeUser}
 }
 
 // validName reports whether name can be a namespace (and directory) name:
@@ -62,8 +66,8 @@ func validName(name string) bool {
 
 func (s settings) validate() error {
 	switch {
-	case s.Version != settingsVersion:
-		return fmt.Errorf("version %d, this build reads %d", s.Version, settingsVersion)
+	case s.Version != 1 && s.Version != settingsVersion:
+		return fmt.Errorf("version %d, this build reads 1 and %d", s.Version, settingsVersion)
 	case !validName(s.Name):
 		return fmt.Errorf("name %q: %w", s.Name, ErrBadNamespaceName)
 	case s.Mode != ModeUser && s.Mode != ModeSeq:
@@ -85,8 +89,21 @@ func writeSettings(dir string, s settings) error {
 }
 
 // readSettings fails closed: a namespace whose settings do not parse is not
-// opened, since guessing would drop its password.
-func readSettings(dir string) (settings, error) {
+// opened, since guessing would drop its password. A version 1 file is read
+// as private: version 1 made every new namespace public, so its flag does
+// not say that an admin chose it. wasPublic reports a version 1 namespace
+// with a password that was public, for the caller to log.
+func readSettings(dir string) (s settings, wasPublic bool, err error) {
+	s, err = decodeSettings(dir)
+	if err != nil || s.Version != 1 {
+		return s, false, err
+	}
+	wasPublic = s.Public && s.Password != ""
+	s.Version, s.Public = settingsVersion, false
+	return s, wasPublic, nil
+}
+
+func decodeSettings(dir string) (settings, error) {
 	path := filepath.Join(dir, settingsFileName)
 	b, err := os.ReadFile(path)
 	if err != nil {

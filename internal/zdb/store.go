@@ -205,8 +205,9 @@ func (s *Store) Names() []string {
 	return names
 }
 
-// Create makes a new namespace with default settings: public, no
-// password, no size limit, user mode.
+// Create makes a new namespace with default settings: no password (so
+// open to every client until one is set), private (once a password is
+// set, SELECT needs it), no size limit, user mode.
 func (s *Store) Create(name string) (*Namespace, error) {
 	if !validName(name) {
 		return nil, ErrBadNamespaceName

@@ -12,6 +12,8 @@ import (
 
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/spf13/viper"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // Defaults used when a Config field is zero and the matching file is being
@@ -200,29 +202,22 @@ func loadCometConfig(home string) (*cmtcfg.Config, error) {
 }
 
 // writeCometConfig renders conf with CometBFT's own template. That function
-// exits the process if the write fails, so it only ever writes a temporary
-// file this function has just created in the same directory, which is then
-// renamed into place.
+// exits the process if the write fails, so it only ever writes the
+// temporary file of an atomicfile replacement, just created in the same
+// directory, which is then committed into place.
 func writeCometConfig(path string, conf *cmtcfg.Config) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: create %s: %w", ErrHome, dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".config-*.toml")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
+		return fmt.Errorf("%w: %w", ErrHome, err)
 	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
-	}
-	cmtcfg.WriteConfigFile(name, conf)
-	if err := os.Chmod(name, 0o644); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
+	defer f.Abort() // no-op after Commit
+	cmtcfg.WriteConfigFile(f.Name(), conf)
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("%w: %w", ErrHome, err)
 	}
 	return nil
 }

@@ -12,39 +12,23 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/types"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // The helpers in this file replace CometBFT's key and genesis file
 // functions, which panic or call os.Exit on I/O errors, with ones that
 // return errors and write atomically.
 
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it into place, so a crash never leaves a truncated key or genesis.
+// writeFileAtomic replaces path with data (atomicfile.WriteFile), so a
+// crash never leaves a truncated key or genesis.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: create %s: %w", ErrHome, dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: write %s: %w", ErrHome, path, err)
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
+		return fmt.Errorf("%w: %w", ErrHome, err)
 	}
 	return nil
 }

@@ -18,6 +18,9 @@
 //     old roots, the old catalog and replaced data deleted.
 //   - A reader takes the highest sequence number whose MAC verifies; a
 //     forged, corrupt or foreign root is ignored, never trusted.
-//   - One writer at a time: two processes committing concurrently lose one
-//     of the two updates (no locking yet).
+//   - Commits are serialised by a writer lock over a majority of backends
+//     (lock.go): the lock holder re-reads the newest root and commits on top
+//     of it, so concurrent writers' updates are merged, not lost. GC is the
+//     exception: it refuses to run on a store that moved past the root it
+//     opened (ErrStale) but does not take the lock.
 package catalog

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 	"github.com/zerogrid/zerogrid/internal/storage"
 )
 
@@ -108,17 +108,11 @@ func (s *Store) GetFile(ctx context.Context, name, dst string, progress func(int
 	if _, ok := s.Lookup(name); !ok {
 		return Entry{}, 0, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".zgrid-*")
+	tmp, err := atomicfile.Create(dst, 0o600)
 	if err != nil {
 		return Entry{}, 0, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort() // no-op after the commit
 	var w io.Writer = tmp
 	if progress != nil {
 		w = &countWriter{w: tmp, fn: progress}
@@ -127,28 +121,21 @@ func (s *Store) GetFile(ctx context.Context, name, dst string, progress func(int
 	if err != nil {
 		return e, bad, err
 	}
-	if err := finishFile(tmp, e, dst); err != nil {
+	if err := finishFile(tmp, e); err != nil {
 		return e, bad, err
 	}
-	done = true
 	return e, bad, nil
 }
 
-func finishFile(tmp *os.File, e Entry, dst string) error {
+func finishFile(tmp *atomicfile.File, e Entry) error {
 	if err := tmp.Chmod(os.FileMode(e.Mode & 0o777)); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
 		return err
 	}
 	mt := time.Unix(0, e.MTime)
 	if err := os.Chtimes(tmp.Name(), mt, mt); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return tmp.Commit()
 }
 
 type countReader struct {

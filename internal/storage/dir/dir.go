@@ -21,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 	"github.com/zerogrid/zerogrid/internal/storage"
 )
 
@@ -88,42 +89,8 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	return nil
 }
 
-func (b *Backend) writeAtomic(p, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(b.root, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-				b.log.Warn("remove temporary file", "file", tmp, "err", rmErr)
-			}
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return b.syncDir()
-}
-
-func (b *Backend) syncDir() error {
-	d, err := os.Open(b.root)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+func (b *Backend) writeAtomic(p, _ string, data []byte) error {
+	return atomicfile.WriteFile(p, data, 0o600)
 }
 
 // Get reads the requested range of the file.
@@ -193,7 +160,7 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		return nil
 	}
 	if err == nil {
-		err = b.syncDir()
+		err = atomicfile.SyncDir(b.root)
 	}
 	if err != nil {
 		return fmt.Errorf("dir backend %s: delete %s: %w", b.id, name, b.rootErr(err))

@@ -10,11 +10,20 @@ import (
 // segCache holds up to max decoded segments, least recently used evicted
 // first. Loads of the same segment are shared. A failed load is not
 // cached, so the next read tries again.
+//
+// The cache owns its loads: they run under its context, not a reader's
+// (a load is shared, so one reader giving up must not fail the others),
+// and close cancels them and waits for the prefetch goroutines to end.
 type segCache struct {
-	mu    sync.Mutex
-	max   int
-	items map[storage.SegmentID]*segItem
-	tick  uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // prefetch goroutines
+
+	mu     sync.Mutex
+	max    int
+	items  map[storage.SegmentID]*segItem
+	tick   uint64
+	closed bool
 }
 
 type segItem struct {
@@ -25,14 +34,25 @@ type segItem struct {
 }
 
 func newSegCache(max int) *segCache {
-	return &segCache{max: max, items: map[storage.SegmentID]*segItem{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &segCache{ctx: ctx, cancel: cancel, max: max, items: map[storage.SegmentID]*segItem{}}
+}
+
+// close cancels every load and waits for the prefetch goroutines. Loads
+// after close fail with context.Canceled; prefetch does nothing.
+func (c *segCache) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
 }
 
 // get returns the plaintext of segment id, loading it with load on a miss.
 func (c *segCache) get(ctx context.Context, id storage.SegmentID, load func(context.Context) ([]byte, error)) ([]byte, error) {
 	it, fresh := c.item(id)
 	if fresh {
-		c.fill(ctx, id, it, load)
+		c.fill(id, it, load)
 	}
 	select {
 	case <-it.done:
@@ -43,12 +63,24 @@ func (c *segCache) get(ctx context.Context, id storage.SegmentID, load func(cont
 }
 
 // prefetch starts loading segment id in the background unless it is cached
-// or loading.
+// or loading, or the cache is closed.
 func (c *segCache) prefetch(id storage.SegmentID, load func(context.Context) ([]byte, error)) {
-	it, fresh := c.item(id)
-	if fresh {
-		go c.fill(context.Background(), id, it, load)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
 	}
+	c.wg.Add(1) // under mu, so close's Wait never races an Add
+	c.mu.Unlock()
+	it, fresh := c.item(id)
+	if !fresh {
+		c.wg.Done()
+		return
+	}
+	go func() {
+		defer c.wg.Done()
+		c.fill(id, it, load)
+	}()
 }
 
 func (c *segCache) item(id storage.SegmentID) (*segItem, bool) {
@@ -77,8 +109,8 @@ func (c *segCache) item(id storage.SegmentID) (*segItem, bool) {
 	return it, true
 }
 
-func (c *segCache) fill(ctx context.Context, id storage.SegmentID, it *segItem, load func(context.Context) ([]byte, error)) {
-	it.data, it.err = load(context.WithoutCancel(ctx))
+func (c *segCache) fill(id storage.SegmentID, it *segItem, load func(context.Context) ([]byte, error)) {
+	it.data, it.err = load(c.ctx)
 	if it.err != nil {
 		c.mu.Lock()
 		if c.items[id] == it {

@@ -46,7 +46,7 @@ type FS struct {
 }
 
 // New returns the root node of a file system over st. The caller keeps st
-// open until the mount is gone.
+// open until the mount is gone, then calls Close.
 func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	if opts.CacheDir == "" {
 		return nil, nil, errors.New("fusefs: no cache directory for write spool files")
@@ -65,16 +65,37 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	return f, &dirNode{fsys: f}, nil
 }
 
-// Mount mounts st at dir. Unmount with the returned server's Unmount, which
-// fails while files are open; files still being written are uploaded as
-// the kernel releases them.
-func Mount(dir string, st *catalog.Store, opts Options) (*fuse.Server, error) {
-	_, root, err := New(st, opts)
+// Close cancels the segment loads in flight and waits for the read-ahead
+// goroutines to end. Reads after Close fail.
+func (f *FS) Close() { f.cache.close() }
+
+// Server is a mounted FS: the FUSE server, and the FS whose background
+// work stops with the mount.
+type Server struct {
+	*fuse.Server
+	fsys *FS
+}
+
+// Unmount unmounts (it fails while files are open; files still being
+// written are uploaded as the kernel releases them) and, once unmounted,
+// closes the FS: no read-ahead goroutine outlives the mount.
+func (s *Server) Unmount() error {
+	if err := s.Server.Unmount(); err != nil {
+		return err
+	}
+	s.fsys.Close()
+	return nil
+}
+
+// Mount mounts st at dir. Unmount with the returned server's Unmount or
+// with the function Unmount.
+func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
+	f, root, err := New(st, opts)
 	if err != nil {
 		return nil, err
 	}
 	at, neg := attrTimeout, time.Duration(0)
-	return fs.Mount(dir, root, &fs.Options{
+	srv, err := fs.Mount(dir, root, &fs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:       "zgrid",
 			Name:         "zgrid",
@@ -86,6 +107,11 @@ func Mount(dir string, st *catalog.Store, opts Options) (*fuse.Server, error) {
 		AttrTimeout:     &at,
 		NegativeTimeout: &neg,
 	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Server{Server: srv, fsys: f}, nil
 }
 
 // loader reads one segment through the store.

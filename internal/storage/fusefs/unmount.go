@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"time"
-
-	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // ErrLingering: the mount point is gone, but the kernel keeps the FUSE
@@ -22,11 +20,17 @@ var ErrLingering = errors.New("fusefs: unmounted here, but the FUSE connection i
 // busyWait (the kernel releases them, which uploads what they wrote), then
 // detaches the mount lazily. It waits at most loopWait more for the
 // server's request loops to end, and returns ErrLingering if they do not.
-func Unmount(srv *fuse.Server, mnt string, busyWait, loopWait time.Duration) error {
+// Once the mount is gone (nil or ErrLingering) the FS's segment loads are
+// cancelled and its read-ahead goroutines have ended; after any other
+// error the mount still serves.
+func Unmount(srv *Server, mnt string, busyWait, loopWait time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- srv.Unmount() }()
+	go func() { done <- srv.Server.Unmount() }()
 	select {
 	case err := <-done:
+		if err == nil {
+			srv.fsys.Close()
+		}
 		return err
 	case <-time.After(busyWait):
 	}
@@ -35,10 +39,13 @@ func Unmount(srv *fuse.Server, mnt string, busyWait, loopWait time.Duration) err
 			return fmt.Errorf("detach %s: %w: %s", mnt, err, strings.TrimSpace(string(out)))
 		}
 	}
+	defer srv.fsys.Close()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(loopWait):
+		// The goroutine above ends when the kernel drops the connection,
+		// at the latest when the process exits.
 		return ErrLingering
 	}
 }

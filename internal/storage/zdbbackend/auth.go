@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,8 +22,11 @@ type authError struct {
 
 func (e *authError) Error() string {
 	hint := "check the namespace password in the backend config"
-	if e.reply.Error() == "Namespace not found" {
+	switch {
+	case e.reply.Error() == "Namespace not found":
 		hint = "create the namespace on the server (NSNEW) or fix the Namespace in the backend config"
+	case errors.Is(e.reply, errNoAccessInfo):
+		hint = "the backend must see who may read the namespace: point it at a zdb or 0-db server"
 	}
 	return fmt.Sprintf("authentication to namespace %q at %s failed: server replied %q (%s)", e.namespace, e.address, e.reply, hint)
 }
@@ -47,6 +51,53 @@ func (b *Backend) authenticate(ctx context.Context, cn *redis.Conn) error {
 	}
 	if err := cn.Do(ctx, args...).Err(); err != nil {
 		return b.handshakeErr(err)
+	}
+	info, err := cn.Do(ctx, "NSINFO", b.cfg.Namespace).Text()
+	if err != nil {
+		return b.handshakeErr(err)
+	}
+	return b.checkPrivate(info)
+}
+
+// ErrPublicNamespace: the namespace has a password but is public, so any
+// client reads it without the password. Shard headers carry key shares:
+// whoever reads k backends' namespaces decrypts the data, so the backend
+// refuses such a namespace.
+var ErrPublicNamespace = errors.New("zdbbackend: namespace is public: readable without its password")
+
+// errNoAccessInfo: the server's NSINFO reply does not say whether the
+// namespace is public.
+var errNoAccessInfo = errors.New("NSINFO reply lacks the public or password field")
+
+// publicError names the namespace, the server and the command that makes
+// the namespace private.
+type publicError struct{ namespace, address string }
+
+func (e *publicError) Error() string {
+	return fmt.Sprintf("namespace %q at %s is public: any client reads it without the password, and shard headers carry key shares; make it private with NSSET %s public 0 (as the zdb admin, e.g. redis-cli -h HOST -p PORT, AUTH, then NSSET)",
+		e.namespace, e.address, e.namespace)
+}
+
+// Unwrap has the multi-error form for the reason given at authError.
+func (e *publicError) Unwrap() []error { return []error{ErrPublicNamespace} }
+
+// checkPrivate refuses a namespace whose NSINFO says it has a password and
+// is public. A reply without the public and password lines is refused too:
+// the backend cannot tell who may read.
+func (b *Backend) checkPrivate(info string) error {
+	fields := map[string]string{}
+	for line := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	public, hasPublic := fields["public"]
+	password, hasPassword := fields["password"]
+	if !hasPublic || !hasPassword {
+		return &authError{namespace: b.cfg.Namespace, address: b.cfg.Address, reply: errNoAccessInfo}
+	}
+	if public != "no" && password != "no" {
+		return &publicError{namespace: b.cfg.Namespace, address: b.cfg.Address}
 	}
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 // sentinel, prefixed with the backend, the operation and the name:
 //
 //   - the caller's context ended: ctx.Err() (a cancelled call);
-//   - the server refused the connection's handshake: ErrUnavailable;
+//   - the server refused the connection's handshake, or the namespace is
+//     public (ErrPublicNamespace): ErrUnavailable;
 //   - "No space left on this namespace": ErrFull;
 //   - any other error reply, a network error, a timeout: ErrUnavailable.
 //
@@ -27,11 +28,12 @@ func (b *Backend) fail(ctx context.Context, op, name string, err error) error {
 		where = fmt.Sprintf("zdb backend %s: %s", b.cfg.ID, op)
 	}
 	var auth *authError
+	var public *publicError
 	var reply redis.Error
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", where, ctx.Err())
-	case errors.As(err, &auth):
+	case errors.As(err, &auth), errors.As(err, &public):
 		return fmt.Errorf("%s: %w: %w", where, storage.ErrUnavailable, err)
 	case zdb.IsNamespaceFull(err):
 		return fmt.Errorf("%s: %w: namespace %q: %w", where, storage.ErrFull, b.cfg.Namespace, err)

@@ -4,7 +4,10 @@
 //
 // Every pooled connection authenticates with the SECURE challenge–response
 // (AUTH SECURE CHALLENGE, then SELECT ns SECURE hex(sha1(nonce:password))),
-// so the namespace password never crosses the wire. Put is SET then FSYNC,
+// so the namespace password never crosses the wire. The connection then
+// reads NSINFO and refuses a namespace that has a password but is public
+// (readable by anyone without it): ErrPublicNamespace, with the NSSET
+// command that makes it private. Put is SET then FSYNC,
 // pipelined in one round trip, so an object is durable when Put returns
 // even on a server running with --sync batch.
 //

@@ -257,3 +257,36 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("ID, Domain = %q, %q", b.ID(), b.Domain())
 	}
 }
+
+// TestPublicNamespaceRefused: a namespace with a password that is public
+// can be read by anyone without the password, so the backend refuses it,
+// naming the command that makes it private; once private it works.
+func TestPublicNamespaceRefused(t *testing.T) {
+	t.Parallel()
+	s := startZDB(t)
+	pw := randomHex(t)
+	name := s.namespace(pw, "")
+	ns, err := s.store.Namespace(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Configure("public", "1"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, s.addr, name, pw, 0)
+	ctx := context.Background()
+	err = b.Put(ctx, "x", []byte("data"))
+	wantUnavailable(t, "Put to a public namespace", err, []string{pw}, "is public", "NSSET "+name+" public 0", s.addr)
+	if !errors.Is(err, ErrPublicNamespace) {
+		t.Fatalf("Put: %v, want ErrPublicNamespace", err)
+	}
+	_, err = b.Get(ctx, "x", 0, -1)
+	wantUnavailable(t, "Get from a public namespace", err, []string{pw}, "is public")
+
+	if err := ns.Configure("public", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "x", []byte("data")); err != nil {
+		t.Fatalf("Put after NSSET public 0: %v", err)
+	}
+}

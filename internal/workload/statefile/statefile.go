@@ -10,7 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // MaxSize bounds a record read back from disk.
@@ -48,33 +49,10 @@ func Load(path string, v any) (ok bool, err error) {
 	return true, nil
 }
 
-// WriteFile replaces path with b atomically and durably.
+// WriteFile replaces path with b atomically and durably
+// (atomicfile.WriteFile).
 func WriteFile(path string, b []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, b, perm)
 }
 
 // Versioned is a record that carries its layout version.

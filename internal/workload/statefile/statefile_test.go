@@ -28,8 +28,8 @@ func TestSaveLoad(t *testing.T) {
 	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	if _, err := os.Stat(p + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("temporary file left behind: %v", err)
+	if des, err := os.ReadDir(filepath.Dir(p)); err != nil || len(des) != 1 {
+		t.Errorf("temporary file left behind: %v, %v", des, err)
 	}
 }
 

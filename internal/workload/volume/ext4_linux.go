@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 	"github.com/zerogrid/zerogrid/internal/workload/mountinfo"
 )
 
@@ -53,26 +54,19 @@ func run(ctx context.Context, name string, args ...string) error {
 // filesystem at path. It formats a temporary file and renames it, so an
 // image at path is always formatted.
 func makeImage(ctx context.Context, path string, size uint64) error {
-	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return err
 	}
-	err = f.Truncate(int64(size))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Abort() // no-op after Commit
+	if err := f.Truncate(int64(size)); err != nil {
+		return err
 	}
-	if err == nil {
-		err = run(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "zgvol",
-			"-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", tmp)
+	if err := run(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "zgvol",
+		"-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", f.Name()); err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return f.Commit()
 }
 
 // mountImage mounts the ext4 image at mnt, unless it is mounted there
