@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 )
 
 // DefaultTrustPeriod is how long a verified header stays a valid base for
@@ -112,7 +114,7 @@ func WriteTrustFile(path string, r TrustRoot) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // ParseTrustOptions reads "HEIGHT:HASH" (as `zgrid chain status` prints a
@@ -130,41 +132,6 @@ func ParseTrustOptions(s string) (height int64, hash HexBytes, err error) {
 	}
 	return height, hash, nil
 }
-
-// writeFileAtomic replaces path with b: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // KeepTrust returns options for a daemon that keeps its trusted ledger
 // state in its own file: that file when it exists, else a start from
 // rootFile (a trust file from `zgrid up` or `zgridd chain`), else from
