@@ -60,6 +60,13 @@ that on stderr. Images pinned by digest are taken as written.`,
 				if err != nil {
 					return err
 				}
+				tw, err := s.client.TwinByKey(ctx, s.key.Public())
+				if err != nil {
+					return err
+				}
+				if _, err := s.client.CreatedContract(ctx, res.ID, tw.ID, op.ContractCreate.Nonce); err != nil {
+					return err
+				}
 				return printTx(g, res, strconv.FormatUint(res.ID, 10))
 			})
 		},

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -37,6 +38,21 @@ func (c *Client) TwinByKey(ctx context.Context, key identity.PublicKey) (*ledger
 		return nil, fmt.Errorf("%w: key %s is a node key, not a twin's", ErrNotFound, key)
 	}
 	return c.Twin(ctx, a.Twin)
+}
+
+// CreatedContract reads, with a proof, the contract a ContractCreate
+// committed as id and checks it is the one the signer created (its
+// owner's nonce): a commit notice says which id was given, the state says
+// whether that is true.
+func (c *Client) CreatedContract(ctx context.Context, id, owner uint64, nonce []byte) (*ledger.Contract, error) {
+	con, err := c.Contract(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read back contract %d: %w", id, err)
+	}
+	if con.Owner != owner || !bytes.Equal(con.Nonce, nonce) {
+		return nil, fmt.Errorf("%w: the ledger said the deployment was recorded as contract %d, but contract %d is not it (owner %d)", ErrUntrusted, id, id, con.Owner)
+	}
+	return con, nil
 }
 
 // Farm returns a farm by id.
