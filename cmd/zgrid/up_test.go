@@ -179,6 +179,21 @@ func TestUpDeployHello(t *testing.T) {
 	if !strings.Contains(body, "(visit 3)") {
 		t.Fatalf("GET / after restart (volume data kept?): %q", body)
 	}
+	// The gateway came back on another tunnel port; the spec names it by
+	// key, so the node finds it where it announced itself, and the page
+	// is served through it again.
+	if gf2.Gateway == nil || gf2.Gateway.Key != gf.Gateway.Key {
+		t.Fatalf("the gateway changed keys across the restart: %+v then %+v", gf.Gateway, gf2.Gateway)
+	}
+	url2 := strings.Replace(gf2.Gateway.URL, "NAME", "hello", 1)
+	resolve2 := "hello.grid.localhost:" + url2[strings.LastIndex(url2, ":")+1:len(url2)-1] + ":127.0.0.1"
+	body = eventually(t, 60*time.Second, "hello through the gateway after restart", func() (string, bool) {
+		b, err := exec.Command("curl", "-sS", "-m", "3", "--cacert", gf2.Gateway.CA, "--resolve", resolve2, url2).CombinedOutput()
+		return string(b), err == nil && strings.Contains(string(b), "hello from zerogrid")
+	})
+	if !strings.Contains(body, "(visit 4)") {
+		t.Fatalf("GET %s after restart: %q, want the fourth visit", url2, body)
+	}
 	stop2()
 	assertGridGone(t, dir, gf2)
 }

@@ -96,7 +96,7 @@ func rewriteSpec(tmpl []byte, ref string, node uint64, gw *Gateway, header strin
 		if !bytes.HasSuffix(b.Bytes(), []byte("\n")) {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, gatewayBlock, ExampleName, gw.Tunnel, gw.Key)
+		fmt.Fprintf(&b, gatewayBlock, ExampleName, gw.Key)
 	}
 	return b.Bytes(), nil
 }
@@ -109,14 +109,15 @@ const ExampleName = "hello"
 // the web container's port 8080 at https://hello.grid.localhost through the
 // grid's gateway.
 const gatewayBlock = `  # Added by zgrid up: serve web's port 8080 at https://%[1]s.grid.localhost
-  # through the grid's gateway (the node dials out to it).
+  # through the grid's gateway (the node dials out to it, at the address
+  # the gateway announced on the ledger: it follows when the gateway moves).
   - name: site
     type: gateway-name
     public_name: %[1]s
     backend: web
     port: 8080
     gateways:
-      - {address: "%[2]s", key: %[3]s}
+      - {key: %[2]s}
 `
 
 // rootfsTar writes a tarball holding bin as /hello and an empty /data,

@@ -84,7 +84,7 @@ func (g *grid) startGateway(ctx context.Context, bin string) error {
 	select {
 	case <-done:
 	case <-exited:
-		return fmt.Errorf("gateway exited before it was ready (%v): see %s", waitErr, logPath)
+		return fmt.Errorf("gateway exited before it was ready (%v): %s (see %s)", waitErr, lastLine(logPath), logPath)
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("gateway not ready after 30 s: see %s", logPath)
 	case <-ctx.Done():
@@ -110,4 +110,15 @@ func stopProc(cmd *exec.Cmd, exited chan struct{}, what string, log *slog.Logger
 		_ = cmd.Process.Kill()
 		<-exited
 	}
+}
+
+// lastLine is the last line of the file at path, where a daemon that
+// stopped says why.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }

@@ -192,6 +192,10 @@ func TestGatewayAnnounce(t *testing.T) {
 	if code := w.query(QueryGateway+gw.Public().String(), &g); code != 0 || g.ID != id || g.Address != "127.0.0.1:4443" || !g.Key.Equal(gw.Public()) {
 		t.Fatalf("gateway = %s %+v", code, g)
 	}
+	var acct Account
+	if code := w.query(QueryAccount+gw.Public().String(), &acct); code != 0 || acct.Gateway != id || acct.Seq != 1 {
+		t.Fatalf("the gateway's account = %s %+v; its next sequence must be known to sign again", code, acct)
+	}
 	w.must(gw, Op{GatewayAnnounce: &GatewayAnnounce{Address: "gw.example.net:5443"}})
 	if w.query(QueryGateway+gw.Public().String(), &g); g.Address != "gw.example.net:5443" || g.ID != id || g.Seq != 2 {
 		t.Fatalf("after moving: %+v", g)

@@ -48,6 +48,7 @@ type ChainInfo struct {
 type Account struct {
 	Twin    uint64 `cbor:"twin,omitempty" json:"twin,omitempty"`
 	Node    uint64 `cbor:"node,omitempty" json:"node,omitempty"`
+	Gateway uint64 `cbor:"gateway,omitempty" json:"gateway,omitempty"`
 	Seq     uint64 `cbor:"seq,omitempty" json:"seq"`
 	Revoked bool   `cbor:"revoked,omitempty" json:"revoked,omitempty"`
 }
@@ -231,6 +232,13 @@ func queryAccount(st view, text string) (any, error) {
 			return nil, err
 		}
 		return Account{Node: n.ID, Seq: n.Seq}, nil
+	}
+	if ref.Gateway != 0 {
+		g, err := loadGateway(st, ref.Gateway)
+		if err != nil {
+			return nil, err
+		}
+		return Account{Gateway: g.ID, Seq: g.Seq}, nil
 	}
 	t, err := loadTwin(st, ref.Twin)
 	if err != nil {

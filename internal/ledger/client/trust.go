@@ -132,6 +132,7 @@ func ParseTrustOptions(s string) (height int64, hash HexBytes, err error) {
 	}
 	return height, hash, nil
 }
+
 // KeepTrust returns options for a daemon that keeps its trusted ledger
 // state in its own file: that file when it exists, else a start from
 // rootFile (a trust file from `zgrid up` or `zgridd chain`), else from
