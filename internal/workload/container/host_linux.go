@@ -22,10 +22,10 @@ func Available(runcBin, ipBin string) error {
 		return errors.New("containers need root")
 	}
 	if _, err := exec.LookPath(runcBin); err != nil {
-		return fmt.Errorf("runc is not installed (Debian package runc): %w", err)
+		return fmt.Errorf("runc is not installed (Debian package runc): %s not found", runcBin)
 	}
 	if _, err := exec.LookPath(ipBin); err != nil {
-		return fmt.Errorf("ip is not installed (Debian package iproute2): %w", err)
+		return fmt.Errorf("ip is not installed (Debian package iproute2): %s not found", ipBin)
 	}
 	if err := cgroupControllers(); err != nil {
 		return err

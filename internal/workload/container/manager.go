@@ -64,8 +64,6 @@ type Manager struct {
 	runc   runc
 	noFile uint64
 	locks  workload.Locks
-	// unavailable says why this node cannot run containers; nil if it can.
-	unavailable error
 
 	recMu sync.Mutex // serializes record read-modify-writes
 
@@ -83,10 +81,18 @@ var _ workload.Manager = (*Manager)(nil)
 
 // New returns a manager over the containers below cfg.DataDir. It does
 // not touch them: Provision adopts each when the reconciler asks for it.
+// On a machine that cannot run containers (see Available) it returns a
+// *workload.UnavailableError saying what is missing.
 func New(cfg Config) (*Manager, error) {
 	cfg, inst, err := withDefaults(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if err := Available(cfg.Runc, cfg.IP); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: err.Error()}
+	}
+	if err := becomeSubreaper(); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: "cannot become a child subreaper: " + err.Error()}
 	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Log, clock: cfg.Clock,
@@ -104,18 +110,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.pull = &puller{blobs: blobStore{dir: m.layout.blobs()}, insecure: insecure, maxImage: cfg.MaxImageBytes, log: cfg.Log,
 		base: guard{inner: cfg.Transport, insecure: insecure}}
-	if err := os.MkdirAll(m.layout.data, 0o700); err != nil {
-		return nil, fmt.Errorf("container: %w", err)
-	}
-	if m.unavailable = Available(cfg.Runc, cfg.IP); m.unavailable == nil {
-		m.unavailable = becomeSubreaper()
-	}
-	if m.unavailable == nil {
-		if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+	for _, dir := range []string{m.layout.data, cfg.RunDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("container: %w", err)
 		}
-	} else {
-		m.log.Warn("this node cannot run containers", "reason", m.unavailable)
 	}
 	return m, m.loadSlots()
 }

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload"
 )
 
 // ErrCommand wraps a failed ip, nft or sysctl step. Retryable.
@@ -24,7 +27,8 @@ type Tools struct {
 	Netns string
 }
 
-// LookTools finds ip and nft on PATH (and in /usr/sbin, /sbin).
+// LookTools finds ip and nft on PATH (and in /usr/sbin, /sbin). A missing
+// one is a *workload.UnavailableError naming its Debian package.
 func LookTools() (Tools, error) {
 	find := func(name, pkg string) (string, error) {
 		if p, err := exec.LookPath(name); err == nil {
@@ -35,7 +39,7 @@ func LookTools() (Tools, error) {
 				return p, nil
 			}
 		}
-		return "", fmt.Errorf("%s not found: install %s", name, pkg)
+		return "", &workload.UnavailableError{Type: spec.TypeNetwork, Reason: fmt.Sprintf("%s is not installed (Debian package %s)", name, pkg)}
 	}
 	ip, err := find("ip", "iproute2")
 	if err != nil {

@@ -64,7 +64,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("network: Config needs DataDir, Log, Clock, Chain and Tools")
 	}
 	if cfg.NodeID == 0 || cfg.NodeID > MaxNodeID {
-		return nil, fmt.Errorf("network: node %d cannot hold networks: node ids 1..%d can", cfg.NodeID, MaxNodeID)
+		return nil, &workload.UnavailableError{Type: spec.TypeNetwork,
+			Reason: fmt.Sprintf("node id %d has no subnet in private networks: only nodes 1..%d do", cfg.NodeID, MaxNodeID)}
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

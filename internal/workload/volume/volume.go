@@ -77,6 +77,11 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// Unenforced says why this node makes new volumes as plain directories
+// whose size is not enforced (what is missing, and the Debian package that
+// provides it); nil when it makes size-limited ext4 volumes.
+func (m *Manager) Unenforced() error { return m.loopErr }
+
 // Type implements workload.Manager.
 func (m *Manager) Type() string { return spec.TypeVolume }
 
