@@ -31,6 +31,9 @@ type Siblings interface {
 type NetAttach struct {
 	Net    netip.Prefix // the network's /48
 	Subnet netip.Prefix // this node's /64 in it
+	// ID names the network in the node's filter, which keys membership
+	// on it rather than on Net (network.ID).
+	ID string
 }
 
 // Networks is implemented by the manager of network workloads.
