@@ -57,3 +57,41 @@ func TestRefusesTypesItCannotRun(t *testing.T) {
 		t.Errorf("the volume of a refused contract was created %d times", n)
 	}
 }
+
+// refusing is a manager that would refuse every workload of a deployment
+// (as the network manager does a network whose prefix is taken here).
+type refusing struct{ *workload.Inmem }
+
+func (refusing) Admit(_ context.Context, _ workload.Deployment, w spec.Workload) error {
+	return workload.Permanent(workload.ErrInvalid, "volume %s: taken on this node", w.Name)
+}
+
+// TestRefusesWhatAManagerWouldRefuse: a manager that can tell before the
+// contract is accepted that it would refuse a workload (workload.Admitter)
+// makes the node refuse the contract: never accepted, nothing created.
+func TestRefusesWhatAManagerWouldRefuse(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	id := g.deploy(g.user, webSpec(t))
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	r, err := NewReconciler(Config{Client: g.c, Key: g.nodeKey, NodeID: g.nodeID, DataDir: t.TempDir(),
+		Managers: map[string]workload.Manager{spec.TypeContainer: ctr, spec.TypeVolume: refusing{vol}},
+		Resync:   time.Second, Tick: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := g.wait(id, "refused", func(c *ledger.Contract) bool { return c.State == ledger.StateFailed })
+	if c.Accepted != 0 || !strings.Contains(c.Reason, "taken on this node") {
+		t.Errorf("contract accepted %d, reason %q", c.Accepted, c.Reason)
+	}
+	for _, ref := range []workload.Ref{{Deployment: id, Name: "web"}, {Deployment: id, Name: "data"}} {
+		if n := ctr.Counts(ref).Creates + vol.Counts(ref).Creates; n != 0 {
+			t.Errorf("%s of a refused contract was created", ref.Name)
+		}
+	}
+}

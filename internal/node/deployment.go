@@ -145,6 +145,9 @@ func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec,
 	if why := d.r.unrunnable(s); why != "" {
 		return nil, nil, &Refusal{Reason: why}
 	}
+	if err := d.screen(ctx, c, s); err != nil {
+		return nil, nil, err
+	}
 	secrets, err := OpenSecrets(d.r.seal, chain, c)
 	if err != nil {
 		return nil, nil, err
@@ -179,6 +182,26 @@ func (r *Reconciler) unrunnable(s *spec.Spec) string {
 		return fmt.Sprintf("this node does not run %s workloads", w.Type)
 	}
 	return ""
+}
+
+// screen asks the managers that can tell (workload.Admitter) whether they
+// would refuse a workload of s; a permanent answer refuses the contract.
+func (d *deployment) screen(ctx context.Context, c *ledger.Contract, s *spec.Spec) error {
+	dep := workload.Deployment{ID: c.ID, Generation: c.Generation, Owner: c.Owner}
+	for _, w := range s.Workloads {
+		a, ok := d.r.cfg.Managers[w.Type].(workload.Admitter)
+		if !ok {
+			continue
+		}
+		err := a.Admit(ctx, dep, w)
+		if workload.IsPermanent(err) {
+			return &Refusal{Reason: workload.Reason(err)}
+		}
+		if err != nil {
+			return fmt.Errorf("admit %s: %w", w.Name, err)
+		}
+	}
+	return nil
 }
 
 // refuse records and reports that this node will not run the generation.
