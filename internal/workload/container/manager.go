@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	privnet "github.com/zerogrid/zerogrid/internal/workload/network"
 )
 
@@ -37,6 +38,16 @@ type Config struct {
 	// InsecureRegistries are host:port registries reachable over plain
 	// HTTP besides loopback ones. Images stay verified by digest.
 	InsecureRegistries []string
+	// MountDir is where each container's root filesystem is bind-mounted
+	// for runc, in <MountDir>/<instance>/: a directory every container's
+	// user namespace can traverse (0711 down from it, and every parent
+	// searchable by others), which DataDir need not be. Default
+	// /run/zerogrid-rootfs.
+	MountDir string
+	// IDs allocates each deployment's range of host ids; containers and
+	// volumes of one node share one. Default: an allocator over DataDir
+	// with idmap.DefaultPool.
+	IDs *idmap.Allocator
 	// Runc and IP are the binaries used; default "runc" and "ip" from PATH.
 	Runc, IP string
 	// MaxImageBytes bounds an image's compressed layers (default 2 GiB),
@@ -62,6 +73,7 @@ type Manager struct {
 	pull   *puller
 	net    network
 	runc   runc
+	ids    *idmap.Allocator
 	noFile uint64
 	locks  workload.Locks
 
@@ -97,12 +109,21 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, log: cfg.Log, clock: cfg.Clock,
 		layout: layout{data: filepath.Join(cfg.DataDir, "workload", fmt.Sprintf("v%d", LayoutVersion)),
-			run: cfg.RunDir, instance: inst, cgroup: cfg.CgroupParent},
-		net:  network{subnet: cfg.Subnet, instance: inst, ip: cfg.IP},
+			run: cfg.RunDir, mounts: filepath.Join(cfg.MountDir, inst), instance: inst, cgroup: cfg.CgroupParent},
+		net:  network{subnet: cfg.Subnet, instance: inst, ip: cfg.IP, runDir: cfg.RunDir},
 		runc: runc{bin: cfg.Runc, root: filepath.Join(cfg.RunDir, "runc")},
+		ids:  cfg.IDs,
 		sups: map[workload.Ref]*supervisor{}, busy: map[workload.Ref]int{},
 		slots:  map[int]workload.Ref{},
 		noFile: noFileLimit(),
+	}
+	if err := searchable(cfg.MountDir, cfg.MountDir); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: err.Error()}
+	}
+	if m.ids == nil {
+		if m.ids, err = idmap.Open(cfg.DataDir, idmap.DefaultPool); err != nil {
+			return nil, fmt.Errorf("container: %w", err)
+		}
 	}
 	insecure := map[string]bool{}
 	for _, r := range cfg.InsecureRegistries {
@@ -115,7 +136,19 @@ func New(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("container: %w", err)
 		}
 	}
-	return m, m.loadSlots()
+	if err := m.loadSlots(); err != nil {
+		return nil, err
+	}
+	// A crash between recording a holder and writing the record leaves a
+	// holder without a container.
+	err = m.ids.Prune(spec.TypeContainer, func(dep uint64, name string) bool {
+		_, err := os.Stat(m.layout.state(workload.Ref{Deployment: dep, Name: name}))
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container: %w", err)
+	}
+	return m, nil
 }
 
 func withDefaults(cfg Config) (Config, string, error) {
@@ -130,6 +163,10 @@ func withDefaults(cfg Config) (Config, string, error) {
 	sum := sha256.Sum256([]byte(abs))
 	inst := hex.EncodeToString(sum[:3])
 	cfg.RunDir = or(cfg.RunDir, "/run/zerogrid/"+inst)
+	cfg.MountDir = or(cfg.MountDir, "/run/zerogrid-rootfs")
+	if !filepath.IsAbs(cfg.MountDir) {
+		return cfg, "", fmt.Errorf("container: mount directory %q is not an absolute path", cfg.MountDir)
+	}
 	cfg.CgroupParent = or(cfg.CgroupParent, "/zerogrid")
 	cfg.Runc, cfg.IP = or(cfg.Runc, "runc"), or(cfg.IP, "ip")
 	if !cfg.Subnet.IsValid() {
