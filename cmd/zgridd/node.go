@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +24,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
 	"github.com/zerogrid/zerogrid/internal/workload/gatewayname"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	"github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/volume"
 )
@@ -31,6 +34,7 @@ const Version = "0.1.0"
 
 type nodeFlags struct {
 	ledger, key, data, approval, runDir, subnet string
+	idPool                                      string // FIRST:COUNT; empty: idmap.DefaultPool
 	overlay                                     string // IP:PORT announced and listened on; empty: no overlay
 	farm                                        uint64
 	heartbeat                                   time.Duration
@@ -64,6 +68,8 @@ prompt.`,
 	fl.StringVar(&f.approval, "approval", "", "farm owner's approval file, needed on first registration")
 	fl.StringVar(&f.runDir, "run-dir", "", "tmpfs directory for container bundles (default /run/zerogrid/<instance>)")
 	fl.StringVar(&f.subnet, "subnet", "", "IPv4 range for container links, /30 each (default 10.250.0.0/16)")
+	fl.StringVar(&f.idPool, "id-pool", "", fmt.Sprintf("host user ids for containers' user namespaces: COUNT ranges of %d from FIRST, as FIRST:COUNT (default %#x:%d); nodes sharing a machine need pools that do not overlap",
+		idmap.Size, idmap.DefaultPool.First, idmap.DefaultPool.Count))
 	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity, the workload types this node runs and its conditions")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
 	fl.StringVar(&f.overlay, "overlay", "", "join the overlay: IP:PORT of this node's UDP endpoint, announced on the ledger (needs root and /dev/net/tun)")
@@ -223,14 +229,22 @@ func (ms *managers) close() {
 func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain string, nodeID uint64, ov *overlay.Overlay) (*managers, error) {
 	ms := &managers{byType: map[string]workload.Manager{}, cannotRun: map[string]string{}}
 	clock := workload.SystemClock{}
-	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
+	pool, err := parsePool(f.idPool)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := idmap.Open(f.data, pool) // one for containers and volumes: a deployment's range is theirs
+	if err != nil {
+		return nil, err
+	}
+	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock, IDs: ids})
 	if err := ms.add(spec.TypeVolume, vol, err, log); err != nil {
 		return nil, err
 	}
 	if vol != nil {
 		ms.volumeLimits = vol.Unenforced()
 	}
-	cc := container.Config{DataDir: f.data, RunDir: f.runDir, InsecureRegistries: f.insecure, Log: log.With("workload", "container"), Clock: clock}
+	cc := container.Config{DataDir: f.data, RunDir: f.runDir, InsecureRegistries: f.insecure, Log: log.With("workload", "container"), Clock: clock, IDs: ids}
 	if f.subnet != "" {
 		if cc.Subnet, err = netip.ParsePrefix(f.subnet); err != nil {
 			ms.close()
@@ -259,4 +273,22 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, chain 
 		return nil, err
 	}
 	return ms, nil
+}
+
+// parsePool reads --id-pool FIRST:COUNT (decimal, or hex with 0x).
+func parsePool(s string) (idmap.Pool, error) {
+	if s == "" {
+		return idmap.DefaultPool, nil
+	}
+	first, count, ok := strings.Cut(s, ":")
+	f, err1 := strconv.ParseUint(first, 0, 32)
+	c, err2 := strconv.Atoi(count)
+	p := idmap.Pool{First: uint32(f), Count: c}
+	if !ok || err1 != nil || err2 != nil {
+		return p, fmt.Errorf("--id-pool %q: want FIRST:COUNT, e.g. %#x:%d", s, idmap.DefaultPool.First, idmap.DefaultPool.Count)
+	}
+	if err := p.Check(); err != nil {
+		return p, fmt.Errorf("--id-pool: %w", err)
+	}
+	return p, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 const testPass = "node test passphrase"
@@ -45,9 +46,13 @@ func TestNodeAgentProcess(t *testing.T) {
 	args := []string{"node", "--ledger", c.URL(), "--key", keyFile, "--farm", fmt.Sprint(farm), "--data", filepath.Join(dir, "data"),
 		"--approval", apFile, "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"), "--subnet", "10.251.0.0/24"}
 	p := startNode(t, bin, args)
-	acct := waitFor(t, "node registered", func() (*ledger.Account, bool) {
+	acct := waitFor(t, "node registered and heartbeating", func() (*ledger.Account, bool) {
 		a, err := c.Account(t.Context(), nodeKey.Public())
-		return a, err == nil && a.Node != 0
+		if err != nil || a.Node == 0 {
+			return a, false
+		}
+		n, err := c.Node(t.Context(), a.Node)
+		return a, err == nil && n.Types != nil // the ledger offers a node nothing before its first heartbeat
 	})
 	assertNoListeners(t, p.Process.Pid)
 
@@ -263,4 +268,17 @@ func deploy(t *testing.T, c *client.Client, owner identity.PrivateKey, node uint
 		return 0, err
 	}
 	return res.ID, nil
+}
+
+func TestParsePool(t *testing.T) {
+	for in, want := range map[string]idmap.Pool{"": idmap.DefaultPool, "0x10000000:16": {First: 1 << 28, Count: 16}, "1048576:2": {First: 1 << 20, Count: 2}} {
+		if got, err := parsePool(in); err != nil || got != want {
+			t.Errorf("parsePool(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"1:2", "0x10000000", "x:1", "0x10000000:0", "0xffff0000:2"} {
+		if _, err := parsePool(bad); err == nil {
+			t.Errorf("parsePool(%q) accepted", bad)
+		}
+	}
 }
