@@ -52,7 +52,7 @@ type Addresser interface {
 }
 
 // Mounter is implemented by managers whose workloads can be mounted into a
-// container (volume; later qsfs).
+// container (volume).
 type Mounter interface {
 	// HostPath returns the host directory backing workload name of
 	// deployment d; ErrNotFound (wrapped) if it is not provisioned.
