@@ -18,6 +18,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/idmap"
+	"github.com/zerogrid/zerogrid/internal/workload/mountinfo"
 	"github.com/zerogrid/zerogrid/internal/workload/workloadtest"
 )
 
@@ -124,7 +125,7 @@ func checkGone(t *testing.T, m *Manager, ref workload.Ref, pid int) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("process %d still exists: %v", pid, err)
 	}
-	for _, p := range []string{m.layout.dir(ref), m.layout.bundle(ref), m.net.netnsPath(0)} {
+	for _, p := range []string{m.layout.dir(ref), m.layout.bundle(ref), m.net.netnsPath(0), m.net.usernsPath(0), m.layout.mountPoint(ref)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still exists: %v", p, err)
 		}
@@ -164,6 +165,11 @@ func checkUserNamespace(t *testing.T, e *env, d workload.Deployment, ref workloa
 		if f := strings.Fields(line); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && (f[1] != fmt.Sprint(base) || f[2] != fmt.Sprint(base)) {
 			t.Errorf("on the node the container's root runs as %s, want %d", line, base)
 		}
+	}
+	// runc got the root filesystem through a bind mount made only for the
+	// start: nothing stays mounted on the node.
+	if _, ok, err := mountinfo.At(e.ctrs.layout.mountPoint(ref)); err != nil || ok {
+		t.Errorf("the root filesystem is still mounted at %s (%v)", e.ctrs.layout.mountPoint(ref), err)
 	}
 	data, err := e.vols.HostPath(context.Background(), d, "data")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
@@ -59,6 +60,18 @@ func (l layout) runcRoot() string               { return filepath.Join(l.run, "r
 // mountPoint is where the container's root filesystem is bind-mounted
 // for runc: a path its user namespace can traverse.
 func (l layout) mountPoint(ref workload.Ref) string { return filepath.Join(l.mounts, l.id(ref)) }
+
+// rootfsMount is the bind mount runc gets a container's root filesystem
+// through (rootfs/ is below DataDir, whose parents the container's user
+// namespace may not be allowed to traverse). It exists only while runc
+// starts the container: a started container holds its root in its own
+// mount namespace, so nothing of it stays mounted on the node.
+type rootfsMount struct {
+	src, mnt string
+	// mu is the node's: it orders creating mount points against removing
+	// their emptied parent.
+	mu *sync.Mutex
+}
 
 // id is the runc container id.
 func (l layout) id(ref workload.Ref) string { return fmt.Sprintf("zg-%d-%s", ref.Deployment, ref.Name) }

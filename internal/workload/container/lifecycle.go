@@ -58,7 +58,7 @@ func (m *Manager) newSupervisor(ref workload.Ref, rec record, c *spec.ContainerC
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &supervisor{
 		id: m.layout.id(ref), bundle: m.layout.bundle(ref), logPath: m.layout.log(ref), policy: c.Restart,
-		runc: m.runc, clock: m.clock, log: m.log, events: m.queue(ref),
+		runc: m.runc, root: m.rootfsMount(ref), clock: m.clock, log: m.log, events: m.queue(ref),
 		persist: func(n int) { m.saveRestarts(ref, n) },
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}), ports: c.Ports,
 	}
@@ -179,7 +179,7 @@ func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) er
 	if err := m.net.remove(ctx, rec.Slot); err != nil {
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
-	if err := unbindDir(m.layout.mountPoint(ref)); err != nil {
+	if err := m.rootfsMount(ref).unbind(); err != nil { // left by a crash while runc started it
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
 	dir := m.layout.dir(ref)

@@ -77,7 +77,8 @@ type Manager struct {
 	noFile uint64
 	locks  workload.Locks
 
-	recMu sync.Mutex // serializes record read-modify-writes
+	recMu   sync.Mutex // serializes record read-modify-writes
+	mountMu sync.Mutex // see rootfsMount
 
 	mu     sync.Mutex
 	closed bool
@@ -269,6 +270,10 @@ func (m *Manager) enter(ref workload.Ref) (leave func(), err error) {
 }
 
 func (m *Manager) queue(ref workload.Ref) *workload.EventQueue { return m.events.For(ref) }
+
+func (m *Manager) rootfsMount(ref workload.Ref) rootfsMount {
+	return rootfsMount{src: m.layout.rootfs(ref), mnt: m.layout.mountPoint(ref), mu: &m.mountMu}
+}
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {
 	m.queue(ref).Add(m.clock.Now(), kind, reason)

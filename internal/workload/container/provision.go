@@ -157,7 +157,7 @@ func (m *Manager) change(ctx context.Context, ref workload.Ref, rec record, want
 		if err := m.stopContainer(ctx, ref); err != nil {
 			return err
 		}
-		if err := unbindDir(m.layout.mountPoint(ref)); err != nil {
+		if err := m.rootfsMount(ref).unbind(); err != nil {
 			return fmt.Errorf("container %s: %w", ref.Name, err)
 		}
 		if err := os.RemoveAll(m.layout.rootfs(ref)); err != nil {
@@ -200,9 +200,6 @@ func (m *Manager) bringUp(ctx context.Context, ref workload.Ref, rec *record, wa
 		if err := m.saveRecord(ref, rec); err != nil {
 			return fmt.Errorf("container %s: %w", ref.Name, err)
 		}
-	}
-	if err := bindRootfs(m.layout.rootfs(ref), m.layout.mountPoint(ref)); err != nil {
-		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
 	if err := m.net.ensure(ctx, rec.Slot, ids); err != nil {
 		return workload.Retryable(err, "container %s: network: %v", ref.Name, err)

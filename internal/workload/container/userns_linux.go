@@ -131,54 +131,56 @@ func unbind(path string) error {
 	return nil
 }
 
-// bindRootfs makes mnt show the directory rootfs, unless it shows it
-// already: the path runc gets for the container's root, reachable by the
-// container's user namespace even when rootfs's own parents are not. The
-// parent of mnt is made mode 0711.
-func bindRootfs(rootfs, mnt string) error {
-	if err := os.MkdirAll(mnt, 0o711); err != nil {
-		return err
+// bind makes r.mnt show the directory r.src, unless it shows it
+// already, creating r.mnt in its parent (mode 0711) if needed.
+func (r rootfsMount) bind() error {
+	r.mu.Lock()
+	err := os.MkdirAll(r.mnt, 0o711)
+	if err == nil {
+		err = os.Chmod(filepath.Dir(r.mnt), 0o711)
 	}
-	// Once mnt is in it, the parent is not removed as empty (unbindDir).
-	if err := os.Chmod(filepath.Dir(mnt), 0o711); err != nil {
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	var want, got unix.Stat_t
-	if err := unix.Stat(rootfs, &want); err != nil {
+	if err := unix.Stat(r.src, &want); err != nil {
 		return err
 	}
-	if err := unix.Stat(mnt, &got); err == nil && got.Dev == want.Dev && got.Ino == want.Ino {
+	if err := unix.Stat(r.mnt, &got); err == nil && got.Dev == want.Dev && got.Ino == want.Ino {
 		return nil
 	}
-	if _, ok, err := mountinfo.At(mnt); err != nil {
+	if _, ok, err := mountinfo.At(r.mnt); err != nil {
 		return err
-	} else if ok {
-		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("unmount the stale %s: %w", mnt, err)
+	} else if ok { // left by a crash, or of a root filesystem since replaced
+		if err := unix.Unmount(r.mnt, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount the stale %s: %w", r.mnt, err)
 		}
 	}
-	if err := unix.Mount(rootfs, mnt, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s on %s: %w", rootfs, mnt, err)
+	if err := unix.Mount(r.src, r.mnt, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", r.src, r.mnt, err)
 	}
 	return nil
 }
 
-// unbindDir unmounts mnt and removes the directory, and its parent when
-// that is empty; one that is not there is fine.
-func unbindDir(mnt string) error {
-	defer os.Remove(filepath.Dir(mnt)) // fails while other containers have theirs there
+// unbind unmounts r.mnt and removes it, and its parent when that is
+// empty; a mount point that is not there is fine.
+func (r rootfsMount) unbind() error {
 	for {
-		err := unix.Unmount(mnt, unix.MNT_DETACH)
+		err := unix.Unmount(r.mnt, unix.MNT_DETACH)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("unmount %s: %w", mnt, err)
+			return fmt.Errorf("unmount %s: %w", r.mnt, err)
 		}
 	}
-	if err := os.Remove(mnt); err != nil && !errors.Is(err, os.ErrNotExist) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := os.Remove(r.mnt); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	os.Remove(filepath.Dir(r.mnt)) // fails while another container is being started
 	return nil
 }
 

@@ -19,8 +19,8 @@ func paired(netnsPath, usernsPath string) (bool, error) { return false, workload
 
 func unbind(path string) error { return nil }
 
-func bindRootfs(rootfs, mnt string) error { return workload.ErrUnsupported }
+func (r rootfsMount) bind() error { return workload.ErrUnsupported }
 
-func unbindDir(mnt string) error { return nil }
+func (r rootfsMount) unbind() error { return nil }
 
 func searchable(base, dir string) error { return workload.ErrUnsupported }
