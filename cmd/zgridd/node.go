@@ -196,7 +196,7 @@ func (ms *managers) add(typ string, m workload.Manager, err error, log *slog.Log
 	var un *workload.UnavailableError
 	switch {
 	case errors.As(err, &un):
-		ms.cannotRun[typ] = un.Reason
+		ms.cannotRun[typ] = conditionReason(un.Reason)
 		log.Warn("this node will refuse "+typ+" workloads", "reason", un.Reason)
 		return nil
 	case err != nil:
@@ -215,9 +215,18 @@ func (ms *managers) report() ([]string, []ledger.NodeCondition) {
 		conds = append(conds, ledger.NodeCondition{Type: ledger.CannotRunPrefix + t, Reason: ms.cannotRun[t]})
 	}
 	if ms.volumeLimits != nil {
-		conds = append(conds, ledger.NodeCondition{Type: "volume-size-not-enforced", Reason: ms.volumeLimits.Error()})
+		conds = append(conds, ledger.NodeCondition{Type: "volume-size-not-enforced", Reason: conditionReason(ms.volumeLimits.Error())})
 	}
 	return types, conds
+}
+
+// conditionReason cuts s to what the ledger takes as a condition's
+// reason, so that a long one cannot make every heartbeat invalid.
+func conditionReason(s string) string {
+	if len(s) <= ledger.MaxConditionReason {
+		return s
+	}
+	return strings.ToValidUTF8(s[:ledger.MaxConditionReason], "")
 }
 
 func (ms *managers) close() {
