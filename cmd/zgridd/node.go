@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +24,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
 	"github.com/zerogrid/zerogrid/internal/workload/gatewayname"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	"github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/volume"
 )
@@ -31,6 +35,7 @@ const Version = "0.1.0"
 type nodeFlags struct {
 	ledger, key, data, approval, runDir, subnet string
 	trustRoot                                   string
+	idPool                                      string // FIRST:COUNT; empty: idmap.DefaultPool
 	overlay                                     string // IP:PORT announced and listened on; empty: no overlay
 	farm                                        uint64
 	heartbeat                                   time.Duration
@@ -47,7 +52,10 @@ func newNodeCmd(g *globals) *cobra.Command {
 owner's approval (--approval FILE, from 'zgrid farm approve-node'), then
 reports its capacity, and turns the contracts addressed to it into running
 workloads. It only dials out: it opens no listening socket and runs no remote
-command. Stop it with Ctrl-C or SIGTERM: workloads keep running and the next
+command. At start it checks what each workload type needs (runc for
+containers, ip and nft for private networks, e2fsprogs and loop devices for
+size-limited volumes): a type it cannot run is not offered, and its heartbeat
+says why and which Debian package to install. Stop it with Ctrl-C or SIGTERM: workloads keep running and the next
 start adopts them. The key file's passphrase comes from ZGRID_PASSPHRASE or a
 prompt.
 
@@ -70,7 +78,9 @@ from the ledger it asks.`,
 	fl.StringVar(&f.trustRoot, "trust-root", "", "trust file to start verifying the ledger from on first start (default: the approval's)")
 	fl.StringVar(&f.runDir, "run-dir", "", "tmpfs directory for container bundles (default /run/zerogrid/<instance>)")
 	fl.StringVar(&f.subnet, "subnet", "", "IPv4 range for container links, /30 each (default 10.250.0.0/16)")
-	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity")
+	fl.StringVar(&f.idPool, "id-pool", "", fmt.Sprintf("host user ids for containers' user namespaces: COUNT ranges of %d from FIRST, as FIRST:COUNT (default %#x:%d); nodes sharing a machine need pools that do not overlap",
+		idmap.Size, idmap.DefaultPool.First, idmap.DefaultPool.Count))
+	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity, the workload types this node runs and its conditions")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
 	fl.StringVar(&f.overlay, "overlay", "", "join the overlay: IP:PORT of this node's UDP endpoint, announced on the ledger (needs root and /dev/net/tun)")
 	return cmd
@@ -118,38 +128,35 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	if ov != nil {
 		defer ov.Close()
 	}
-	managers, err := newManagers(f, log, key, c, id, ov)
+	ms, err := newManagers(f, log, key, c, id, ov)
 	if err != nil {
 		return err
 	}
-	defer closeManagers(managers)
-	if ov != nil {
-		var nets node.NetworkSource
-		if m, ok := managers[spec.TypeNetwork].(*network.Manager); ok {
-			nets = hostedNetworks{m}
-		}
-		go node.FollowOverlay(ctx, c, id, nets, overlayPeers{ov}, 3*time.Second, log)
-	}
+	defer ms.close()
 	signer := c.Signer(key) // one sequence for heartbeats, accepts and reports
-	r, err := node.NewReconciler(node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: managers, DataDir: f.data, Logger: log})
+	r, err := node.NewReconciler(node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: ms.byType,
+		CannotRun: ms.cannotRun, DataDir: f.data, Logger: log})
 	if err != nil {
 		return err
 	}
-	types := make([]string, 0, len(managers))
-	for t := range managers {
-		types = append(types, t)
-	}
-	slices.Sort(types)
-	go node.Heartbeat(ctx, signer, func() (*ledger.NodeHeartbeat, error) {
-		capa, err := node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
-		if err != nil {
-			return nil, fmt.Errorf("measure capacity: %w", err)
+	types, conds := ms.report()
+	a := node.Agent{Reconciler: r, Signer: signer, HeartbeatEvery: f.heartbeat, Logger: log,
+		Report: func() (*ledger.NodeHeartbeat, error) {
+			capa, err := node.MeasureCapacity(f.data, spec.Resources{CPU: 250, Memory: 256 << 20, Disk: 1 << 30})
+			if err != nil {
+				return nil, fmt.Errorf("measure capacity: %w", err)
+			}
+			return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types,
+				Conditions: append(slices.Clone(conds), node.LedgerConditions(c, time.Now())...)}, nil
+		}}
+	if ov != nil {
+		a.Overlay, a.Nodes, a.NodeID, a.OverlayEvery = overlayPeers{ov}, c, id, 3*time.Second
+		if m, ok := ms.byType[spec.TypeNetwork].(*network.Manager); ok {
+			a.Networks = hostedNetworks{m}
 		}
-		return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types,
-			Conditions: node.LedgerConditions(c, time.Now())}, nil
-	}, f.heartbeat, log)
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
-	return r.Run(ctx)
+	return a.Run(ctx) // returns once its loops are done: the deferred closes come after
 }
 
 func loadNodeKey(path string) (identity.PrivateKey, error) {
@@ -191,22 +198,89 @@ func readApproval(path string) (*node.ApprovalFile, error) {
 	return node.ReadApprovalFile(path)
 }
 
-func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *client.Client, nodeID uint64, ov *overlay.Overlay) (map[string]workload.Manager, error) {
+// managers are the workload managers of this node, by type, and why it
+// has none for the types whose prerequisites are missing.
+type managers struct {
+	byType    map[string]workload.Manager
+	cannotRun map[string]string // type -> reason, as reported in heartbeats
+	// volumeLimits says why volume sizes are not enforced; nil when they are.
+	volumeLimits error
+}
+
+// add registers m for typ, or records why this node cannot run typ when
+// err says its prerequisites are missing. Any other error is returned.
+func (ms *managers) add(typ string, m workload.Manager, err error, log *slog.Logger) error {
+	var un *workload.UnavailableError
+	switch {
+	case errors.As(err, &un):
+		ms.cannotRun[typ] = conditionReason(un.Reason)
+		log.Warn("this node will refuse "+typ+" workloads", "reason", un.Reason)
+		return nil
+	case err != nil:
+		return err
+	}
+	ms.byType[typ] = m
+	return nil
+}
+
+// report is what heartbeats say about the managers: the types this node
+// runs and its conditions.
+func (ms *managers) report() ([]string, []ledger.NodeCondition) {
+	types := slices.Sorted(maps.Keys(ms.byType))
+	var conds []ledger.NodeCondition
+	for _, t := range slices.Sorted(maps.Keys(ms.cannotRun)) {
+		conds = append(conds, ledger.NodeCondition{Type: ledger.CannotRunPrefix + t, Reason: ms.cannotRun[t]})
+	}
+	if ms.volumeLimits != nil {
+		conds = append(conds, ledger.NodeCondition{Type: "volume-size-not-enforced", Reason: conditionReason(ms.volumeLimits.Error())})
+	}
+	return types, conds
+}
+
+// conditionReason cuts s to what the ledger takes as a condition's
+// reason, so that a long one cannot make every heartbeat invalid.
+func conditionReason(s string) string {
+	if len(s) <= ledger.MaxConditionReason {
+		return s
+	}
+	return strings.ToValidUTF8(s[:ledger.MaxConditionReason], "")
+}
+
+func (ms *managers) close() {
+	for _, m := range ms.byType {
+		_ = m.Close()
+	}
+}
+
+func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *client.Client, nodeID uint64, ov *overlay.Overlay) (*managers, error) {
 	chain := c.Chain()
+	ms := &managers{byType: map[string]workload.Manager{}, cannotRun: map[string]string{}}
 	clock := workload.SystemClock{}
-	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock})
+	pool, err := parsePool(f.idPool)
 	if err != nil {
 		return nil, err
 	}
-	cc := container.Config{DataDir: f.data, RunDir: f.runDir, InsecureRegistries: f.insecure, Log: log.With("workload", "container"), Clock: clock}
+	ids, err := idmap.Open(f.data, pool) // one for containers and volumes: a deployment's range is theirs
+	if err != nil {
+		return nil, err
+	}
+	vol, err := volume.New(volume.Config{DataDir: f.data, Log: log.With("workload", "volume"), Clock: clock, IDs: ids})
+	if err := ms.add(spec.TypeVolume, vol, err, log); err != nil {
+		return nil, err
+	}
+	if vol != nil {
+		ms.volumeLimits = vol.Unenforced()
+	}
+	cc := container.Config{DataDir: f.data, RunDir: f.runDir, InsecureRegistries: f.insecure, Log: log.With("workload", "container"), Clock: clock, IDs: ids}
 	if f.subnet != "" {
 		if cc.Subnet, err = netip.ParsePrefix(f.subnet); err != nil {
+			ms.close()
 			return nil, fmt.Errorf("--subnet %q: %w", f.subnet, err)
 		}
 	}
 	ctr, err := container.New(cc)
-	if err != nil {
-		vol.Close()
+	if err := ms.add(spec.TypeContainer, ctr, err, log); err != nil {
+		ms.close()
 		return nil, err
 	}
 	gwl := log.With("workload", "gateway-name")
@@ -218,25 +292,37 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *cli
 			}
 			return g.Address, nil
 		}})
-	if err != nil {
-		vol.Close()
-		ctr.Close()
+	if err := ms.add(spec.TypeGatewayName, gws, err, log); err != nil {
+		ms.close()
 		return nil, err
 	}
-	ms := map[string]workload.Manager{spec.TypeVolume: vol, spec.TypeContainer: ctr, spec.TypeGatewayName: gws}
-	if tools, err := network.LookTools(); err != nil {
-		log.Warn("this node will refuse network workloads", "reason", err)
-	} else if nets, err := network.New(network.Config{DataDir: f.data, Log: log.With("workload", "network"), Clock: clock,
-		Chain: chain, NodeID: nodeID, Tools: tools, OverlayDev: overlayDev(ov)}); err != nil {
-		log.Warn("this node will refuse network workloads", "reason", err)
-	} else {
-		ms[spec.TypeNetwork] = nets
+	tools, err := network.LookTools()
+	var nets *network.Manager
+	if err == nil {
+		nets, err = network.New(network.Config{DataDir: f.data, Log: log.With("workload", "network"), Clock: clock,
+			Chain: chain, NodeID: nodeID, Tools: tools, OverlayDev: overlayDev(ov)})
+	}
+	if err := ms.add(spec.TypeNetwork, nets, err, log); err != nil {
+		ms.close()
+		return nil, err
 	}
 	return ms, nil
 }
 
-func closeManagers(ms map[string]workload.Manager) {
-	for _, m := range ms {
-		_ = m.Close()
+// parsePool reads --id-pool FIRST:COUNT (decimal, or hex with 0x).
+func parsePool(s string) (idmap.Pool, error) {
+	if s == "" {
+		return idmap.DefaultPool, nil
 	}
+	first, count, ok := strings.Cut(s, ":")
+	f, err1 := strconv.ParseUint(first, 0, 32)
+	c, err2 := strconv.Atoi(count)
+	p := idmap.Pool{First: uint32(f), Count: c}
+	if !ok || err1 != nil || err2 != nil {
+		return p, fmt.Errorf("--id-pool %q: want FIRST:COUNT, e.g. %#x:%d", s, idmap.DefaultPool.First, idmap.DefaultPool.Count)
+	}
+	if err := p.Check(); err != nil {
+		return p, fmt.Errorf("--id-pool: %w", err)
+	}
+	return p, nil
 }

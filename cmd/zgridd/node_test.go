@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/node"
 	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 const testPass = "node test passphrase"
@@ -50,9 +52,13 @@ func TestNodeAgentProcess(t *testing.T) {
 	args := []string{"node", "--ledger", c.URL(), "--key", keyFile, "--farm", fmt.Sprint(farm), "--data", filepath.Join(dir, "data"),
 		"--approval", apFile, "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"), "--subnet", "10.251.0.0/24"}
 	p := startNode(t, bin, args)
-	acct := waitFor(t, "node registered", func() (*ledger.Account, bool) {
+	acct := waitFor(t, "node registered and heartbeating", func() (*ledger.Account, bool) {
 		a, err := c.Account(t.Context(), nodeKey.Public())
-		return a, err == nil && a.Node != 0
+		if err != nil || a.Node == 0 {
+			return a, false
+		}
+		n, err := c.Node(t.Context(), a.Node)
+		return a, err == nil && n.Types != nil // the ledger offers a node nothing before its first heartbeat
 	})
 	assertNoListeners(t, p.Process.Pid)
 
@@ -84,6 +90,71 @@ func TestNodeAgentProcess(t *testing.T) {
 	p.Process.Signal(syscall.SIGTERM)
 	if err := p.Wait(); err != nil {
 		t.Fatalf("node did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
+// TestNodeReportsWhatItCannotRun runs `zgridd node` where neither runc
+// nor e2fsprogs can be found: its heartbeat leaves container out of the
+// types it runs and says why, with the package to install, and the ledger
+// then refuses a container contract for it with that reason.
+func TestNodeReportsWhatItCannotRun(t *testing.T) {
+	bin := buildZgridd(t)
+	c := ledgertest.Start(t, nil)
+	user, _ := identity.GenerateKey(rand.Reader)
+	us := c.Signer(user)
+	submit(t, us, ledger.Op{TwinRegister: &ledger.TwinRegister{}})
+	farm := submit(t, us, ledger.Op{FarmCreate: &ledger.FarmCreate{Name: "f"}})
+	dir := t.TempDir()
+	nodeKey, keyFile := writeNodeKey(t, dir)
+	ap, _ := ledger.NewFarmApproval(user, c.Chain(), farm, nodeKey.Public(), time.Now().Add(time.Hour).Unix())
+	apFile := filepath.Join(dir, "approval.json")
+	b, _ := json.Marshal(ap)
+	os.WriteFile(apFile, b, 0o600)
+	p := exec.Command(bin, "node", "--ledger", c.URL(), "--key", keyFile, "--farm", fmt.Sprint(farm), "--data", filepath.Join(dir, "data"),
+		"--approval", apFile, "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"))
+	p.Env = append(os.Environ(), "ZGRID_PASSPHRASE="+testPass, "PATH="+t.TempDir()) // an empty PATH: no runc, no mkfs.ext4
+	logf, _ := os.Create(filepath.Join(dir, "node.log"))
+	p.Stdout, p.Stderr = logf, logf
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Process.Signal(syscall.SIGTERM)
+		p.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("node log:\n%s", b)
+		}
+	})
+	n := waitFor(t, "a heartbeat", func() (*ledger.Node, bool) {
+		a, err := c.Account(t.Context(), nodeKey.Public())
+		if err != nil || a.Node == 0 {
+			return nil, false
+		}
+		n, err := c.Node(t.Context(), a.Node)
+		return n, err == nil && n.Types != nil
+	})
+	if slices.Contains(n.Types, spec.TypeContainer) || !slices.Contains(n.Types, spec.TypeVolume) {
+		t.Errorf("node says it runs %v", n.Types)
+	}
+	conds := map[string]string{}
+	for _, cond := range n.Conditions {
+		conds[cond.Type] = cond.Reason
+	}
+	want := "containers need root"
+	if os.Geteuid() == 0 {
+		want = "runc is not installed (Debian package runc)"
+	}
+	if why := conds[ledger.CannotRunPrefix+spec.TypeContainer]; !strings.Contains(why, want) {
+		t.Errorf("cannot-run-container condition %q, want %q (conditions %v)", why, want, conds)
+	}
+	if why := conds["volume-size-not-enforced"]; !strings.Contains(why, "e2fsprogs") && os.Geteuid() == 0 {
+		t.Errorf("volume-size-not-enforced condition %q does not name e2fsprogs (conditions %v)", why, conds)
+	}
+	_, err := deploy(t, c, user, n.ID, spec.Workload{Name: "web", Type: spec.TypeContainer, Resources: spec.Resources{CPU: 100, Memory: 64 << 20}},
+		spec.ContainerConfig{Image: "127.0.0.1:5000/app@sha256:" + strings.Repeat("a", 64)})
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("the ledger took a container contract for this node: %v", err)
 	}
 }
 
@@ -177,8 +248,16 @@ func waitContract(t *testing.T, c *client.Client, id uint64, state string) {
 }
 
 func deployVolume(t *testing.T, c *client.Client, owner identity.PrivateKey, node uint64) uint64 {
-	w := spec.Workload{Name: "data", Type: spec.TypeVolume, Resources: spec.Resources{Disk: 32 << 20}}
-	if err := w.SetConfig(spec.VolumeConfig{}); err != nil {
+	id, err := deploy(t, c, owner, node, spec.Workload{Name: "data", Type: spec.TypeVolume, Resources: spec.Resources{Disk: 32 << 20}}, spec.VolumeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// deploy creates a contract for node with one workload w of config cfg.
+func deploy(t *testing.T, c *client.Client, owner identity.PrivateKey, node uint64, w spec.Workload, cfg any) (uint64, error) {
+	if err := w.SetConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := (&spec.Spec{Version: 1, Workloads: []spec.Workload{w}}).Encode()
@@ -190,5 +269,22 @@ func deployVolume(t *testing.T, c *client.Client, owner identity.PrivateKey, nod
 	rand.Read(nonce)
 	d := ledger.DeploymentFor(c.Chain(), acct.Twin, node, nonce, 1, raw, nil)
 	sig, _ := owner.Sign(ledger.TagDeployment, ledger.TxVersion, d)
-	return submit(t, c.Signer(owner), ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, SpecSig: ledger.Sig{Key: owner.Public(), Sig: sig}}})
+	res, err := c.Signer(owner).Submit(t.Context(), ledger.Op{ContractCreate: &ledger.ContractCreate{Node: node, Nonce: nonce, Spec: raw, SpecSig: ledger.Sig{Key: owner.Public(), Sig: sig}}})
+	if err != nil {
+		return 0, err
+	}
+	return res.ID, nil
+}
+
+func TestParsePool(t *testing.T) {
+	for in, want := range map[string]idmap.Pool{"": idmap.DefaultPool, "0x10000000:16": {First: 1 << 28, Count: 16}, "1048576:2": {First: 1 << 20, Count: 2}} {
+		if got, err := parsePool(in); err != nil || got != want {
+			t.Errorf("parsePool(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"1:2", "0x10000000", "x:1", "0x10000000:0", "0xffff0000:2"} {
+		if _, err := parsePool(bad); err == nil {
+			t.Errorf("parsePool(%q) accepted", bad)
+		}
+	}
 }

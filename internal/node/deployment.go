@@ -142,6 +142,12 @@ func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec,
 	if err != nil {
 		return nil, nil, err
 	}
+	if why := d.r.unrunnable(s); why != "" {
+		return nil, nil, &Refusal{Reason: why}
+	}
+	if err := d.screen(ctx, c, s); err != nil {
+		return nil, nil, err
+	}
 	secrets, err := OpenSecrets(d.r.seal, chain, c)
 	if err != nil {
 		return nil, nil, err
@@ -160,6 +166,42 @@ func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec,
 	c.Accepted = c.Generation
 	_, err = d.journal.Append(c.Generation, "", eventlog.KindAccepted, "")
 	return s, secrets, err
+}
+
+// unrunnable says why this node cannot run s: the first workload whose
+// type it has no manager for, with the reason the manager is missing; ""
+// when it runs every type s names.
+func (r *Reconciler) unrunnable(s *spec.Spec) string {
+	for _, w := range s.Workloads {
+		if _, ok := r.cfg.Managers[w.Type]; ok {
+			continue
+		}
+		if why := r.cfg.CannotRun[w.Type]; why != "" {
+			return fmt.Sprintf("this node cannot run %s workloads: %s", w.Type, why)
+		}
+		return fmt.Sprintf("this node does not run %s workloads", w.Type)
+	}
+	return ""
+}
+
+// screen asks the managers that can tell (workload.Admitter) whether they
+// would refuse a workload of s; a permanent answer refuses the contract.
+func (d *deployment) screen(ctx context.Context, c *ledger.Contract, s *spec.Spec) error {
+	dep := workload.Deployment{ID: c.ID, Generation: c.Generation, Owner: c.Owner}
+	for _, w := range s.Workloads {
+		a, ok := d.r.cfg.Managers[w.Type].(workload.Admitter)
+		if !ok {
+			continue
+		}
+		err := a.Admit(ctx, dep, w)
+		if workload.IsPermanent(err) {
+			return &Refusal{Reason: workload.Reason(err)}
+		}
+		if err != nil {
+			return fmt.Errorf("admit %s: %w", w.Name, err)
+		}
+	}
+	return nil
 }
 
 // refuse records and reports that this node will not run the generation.
@@ -209,13 +251,7 @@ func (d *deployment) provisionOne(ctx context.Context, c *ledger.Contract, dep w
 	if old, ok := d.hashes[w.Name]; ok && old == h {
 		return nil // unchanged: leave it alone
 	}
-	m, ok := d.r.cfg.Managers[w.Type]
-	if !ok {
-		d.failed[w.Name] = fmt.Sprintf("this node does not run %s workloads", w.Type)
-		d.hashes[w.Name] = h
-		_, err := d.journal.Append(c.Generation, w.Name, eventlog.KindFailed, d.failed[w.Name])
-		return err
-	}
+	m := d.r.cfg.Managers[w.Type] // admit refused specs with types it has no manager for
 	if _, err := d.journal.Append(c.Generation, w.Name, eventlog.KindProvisioning, ""); err != nil {
 		return err
 	}

@@ -32,6 +32,11 @@ type Config struct {
 	// Resync is how often every contract is re-read from the ledger even
 	// without events (default 10 s): the reconciler is level-triggered.
 	Resync time.Duration
+	// CannotRun says why this node has no manager for a workload type
+	// whose prerequisites are missing (what the heartbeat reports, e.g.
+	// "runc is not installed (Debian package runc)"). A contract naming a
+	// type without a manager is refused with that reason, never accepted.
+	CannotRun map[string]string
 	// Tick is how often each deployment observes its workloads and reports
 	// changes (default 1 s).
 	Tick   time.Duration

@@ -1,7 +1,8 @@
 // Package workload is the seam between the node's reconciler and the things
-// it runs: one small interface, Manager, that every kind of workload
-// (container, volume, and later network, zdb, qsfs, gateway-name) implements,
-// plus the values that cross it.
+// it runs: one small interface, Manager, that every kind of workload this
+// node runs (container, volume, network, gateway-name) implements, plus the
+// values that cross it. A type with no manager (zdb, qsfs, vm, or one whose
+// tools are missing here: see UnavailableError) is never accepted.
 //
 // The reconciler owns desired state (accepted contracts on the ledger) and
 // calls managers level-triggered: Provision every workload it wants, Observe

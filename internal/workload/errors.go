@@ -23,9 +23,28 @@ var (
 	// ErrClosed: the manager was closed.
 	ErrClosed = errors.New("workload manager closed")
 	// ErrUnsupported: this node cannot run the workload at all (missing
-	// kernel feature or tool). Always inside a *PermanentError.
+	// kernel feature or tool). Always inside a *PermanentError or an
+	// *UnavailableError.
 	ErrUnsupported = errors.New("unsupported on this node")
 )
+
+// UnavailableError is what a manager's constructor returns when this node
+// cannot run its workload type at all: a tool, kernel feature or privilege
+// is missing. Reason says what and how to fix it, naming the Debian package
+// when one provides it ("runc is not installed (Debian package runc)"). The
+// node registers no manager for Type and reports the reason in its
+// heartbeat, so the ledger offers it no such workload.
+type UnavailableError struct {
+	Type   string // the workload type, e.g. spec.TypeContainer
+	Reason string
+}
+
+func (e *UnavailableError) Error() string {
+	return "this node cannot run " + e.Type + " workloads: " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrUnsupported) hold.
+func (e *UnavailableError) Unwrap() error { return ErrUnsupported }
 
 // PermanentError is a failure that retrying with the same deployment and
 // workload cannot fix: only a new generation of the spec can. The reconciler

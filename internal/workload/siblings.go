@@ -31,6 +31,9 @@ type Siblings interface {
 type NetAttach struct {
 	Net    netip.Prefix // the network's /48
 	Subnet netip.Prefix // this node's /64 in it
+	// ID names the network in the node's filter, which keys membership
+	// on it rather than on Net (network.ID).
+	ID string
 }
 
 // Networks is implemented by the manager of network workloads.
@@ -49,7 +52,7 @@ type Addresser interface {
 }
 
 // Mounter is implemented by managers whose workloads can be mounted into a
-// container (volume; later qsfs).
+// container (volume).
 type Mounter interface {
 	// HostPath returns the host directory backing workload name of
 	// deployment d; ErrNotFound (wrapped) if it is not provisioned.

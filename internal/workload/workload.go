@@ -59,6 +59,16 @@ type Manager interface {
 	Close() error
 }
 
+// Admitter is implemented by managers that can tell, before the node
+// accepts a contract, that they would refuse one of its workloads for a
+// reason only this node knows (a network whose prefix another network on
+// this node already has). Admit changes nothing and is safe for concurrent
+// use; a *PermanentError is the reason the node refuses the contract, any
+// other error is retryable.
+type Admitter interface {
+	Admit(ctx context.Context, d Deployment, w spec.Workload) error
+}
+
 // Deployment is what a manager knows of the contract a workload belongs
 // to. It is a value: the reconciler builds one per pass.
 type Deployment struct {

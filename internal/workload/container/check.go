@@ -22,9 +22,6 @@ func (m *Manager) check(d workload.Deployment, w spec.Workload) (*spec.Container
 	if w.Type != spec.TypeContainer {
 		return nil, workload.Permanent(workload.ErrWrongType, "workload %s is a %q, not a container", w.Name, w.Type)
 	}
-	if m.unavailable != nil {
-		return nil, workload.Permanent(workload.ErrUnsupported, "this node cannot run containers: %v", m.unavailable)
-	}
 	var c spec.ContainerConfig
 	if err := w.DecodeConfig(&c); err != nil {
 		return nil, workload.Permanent(workload.ErrInvalid, "%v", err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +17,8 @@ import (
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
+	"github.com/zerogrid/zerogrid/internal/workload/mountinfo"
 	"github.com/zerogrid/zerogrid/internal/workload/workloadtest"
 )
 
@@ -49,6 +53,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("GET / = %q", got)
 	}
 	checkSandbox(t, e, ref, url)
+	checkUserNamespace(t, e, d, ref)
 
 	pid := e.runcPid(t, e.ctrs, ref)
 	if err := e.ctrs.Provision(ctx, d, web); err != nil {
@@ -120,7 +125,7 @@ func checkGone(t *testing.T, m *Manager, ref workload.Ref, pid int) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("process %d still exists: %v", pid, err)
 	}
-	for _, p := range []string{m.layout.dir(ref), m.layout.bundle(ref), m.net.netnsPath(0)} {
+	for _, p := range []string{m.layout.dir(ref), m.layout.bundle(ref), m.net.netnsPath(0), m.net.usernsPath(0), m.layout.mountPoint(ref)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s still exists: %v", p, err)
 		}
@@ -130,6 +135,54 @@ func checkGone(t *testing.T, m *Manager, ref workload.Ref, pid int) {
 	}
 	if linkExists(m.net.veth(0)) {
 		t.Errorf("veth %s still exists", m.net.veth(0))
+	}
+}
+
+// checkUserNamespace: root in the container is not root on the node. The
+// container's processes run as its deployment's first host id, which its
+// user namespace maps container ids 0..65535 from; what it writes as root
+// on its volume, and its root filesystem, are owned by that id on the node.
+func checkUserNamespace(t *testing.T, e *env, d workload.Deployment, ref workload.Ref) {
+	t.Helper()
+	rec, _, err := e.ctrs.layout.load(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := rec.IDBase
+	if base < idmap.Size {
+		t.Fatalf("the container's id range starts at %d", base)
+	}
+	if r, ok, err := e.ctrs.ids.Lookup(d.ID); err != nil || !ok || r.Base != base {
+		t.Errorf("the deployment has range %v (%v, %v), its container %d", r, ok, err, base)
+	}
+	pid := e.runcPid(t, e.ctrs, ref)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	if f := strings.Fields(string(b)); err != nil || !slices.Equal(f, []string{"0", fmt.Sprint(base), "65536"}) {
+		t.Errorf("uid_map of the container's init: %q (%v), want 0 %d 65536", b, err, base)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && (f[1] != fmt.Sprint(base) || f[2] != fmt.Sprint(base)) {
+			t.Errorf("on the node the container's root runs as %s, want %d", line, base)
+		}
+	}
+	// runc got the root filesystem through a bind mount made only for the
+	// start: nothing stays mounted on the node.
+	if _, ok, err := mountinfo.At(e.ctrs.layout.mountPoint(ref)); err != nil || ok {
+		t.Errorf("the root filesystem is still mounted at %s (%v)", e.ctrs.layout.mountPoint(ref), err)
+	}
+	data, err := e.vols.HostPath(context.Background(), d, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(data, "count"), data, e.ctrs.layout.rootfs(ref), filepath.Join(e.ctrs.layout.rootfs(ref), "server")} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != base || st.Gid != base {
+			t.Errorf("%s is owned by %d:%d on the node, want the container's root %d", p, st.Uid, st.Gid, base)
+		}
 	}
 }
 
@@ -409,4 +462,49 @@ func TestNewSecretsAndEnvRestart(t *testing.T) {
 	if got := get(t, url); st2.Addr != st.Addr || !strings.HasPrefix(got, "hello v2 ") {
 		t.Fatalf("after an env change: address %s (was %s), GET / = %q", st2.Addr, st.Addr, got)
 	}
+}
+
+// TestOldContainerMovesIntoUserNamespace: a container an older agent ran
+// without a user namespace (its record has no id range) is replaced, at
+// the next Provision, by one in its deployment's user namespace, keeping
+// its address.
+func TestOldContainerMovesIntoUserNamespace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	w := containerWorkload(t, "old", e.ref, nil)
+	d := e.deployment(13, w)
+	if err := e.ctrs.Provision(ctx, d, w); err != nil {
+		t.Fatal(err)
+	}
+	st := workloadtest.WaitReady(t, e.ctrs, d, "old", 15*time.Second)
+	ref := workload.Ref{Deployment: 13, Name: "old"}
+	pid := e.runcPid(t, e.ctrs, ref)
+	e.ctrs.Close()
+	rec, _, err := e.ctrs.layout.load(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.IDBase = 0
+	if err := e.ctrs.layout.save(ref, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ctrs.ids.Release(13, "container/old"); err != nil {
+		t.Fatal(err)
+	}
+	m := e.open(t)
+	defer m.Close()
+	if err := m.Provision(ctx, d, w); err != nil {
+		t.Fatal(err)
+	}
+	st2 := waitEvent(t, m, d, "old", "moving the container into a user namespace", workload.Ready, 15*time.Second)
+	rec, _, _ = m.layout.load(ref)
+	if p := e.runcPid(t, m, ref); p == pid || rec.IDBase < idmap.Size || st2.Addr != st.Addr {
+		t.Fatalf("after the move: pid %d (was %d), id range %d, address %s (was %s)", p, pid, rec.IDBase, st2.Addr, st.Addr)
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", e.runcPid(t, m, ref)))
+	if f := strings.Fields(string(b)); len(f) != 3 || f[1] != fmt.Sprint(rec.IDBase) {
+		t.Errorf("uid_map after the move: %q, want container root at %d", b, rec.IDBase)
+	}
+	get(t, "http://"+st2.Addr+":8080/probe")
 }

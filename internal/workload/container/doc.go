@@ -12,11 +12,14 @@
 //     digest, or the workload is refused with a permanent error naming both
 //     digests; every blob is verified against the digest that names it and
 //     cached under the data directory, so a restart never pulls again.
-//     Only then is anything created: a state record, an address slot, the
-//     root filesystem (layers unpacked safely: no path outside it, no
-//     device nodes, whiteouts honoured), a network namespace with a veth
-//     pair, and a runc bundle whose config is the sandbox profile in
-//     docs/formats/workload.md.
+//     Only then is anything created: the deployment's range of host ids
+//     (package idmap), a state record, an address slot, the root
+//     filesystem (layers unpacked safely: no path outside it, no device
+//     nodes, whiteouts honoured; owners mapped into the range), a user
+//     namespace mapping container ids 0..65535 onto the range with a
+//     network namespace it owns and a veth pair, and a runc bundle whose
+//     config is the sandbox profile in docs/formats/workload.md. Root in
+//     the container is an unprivileged id on the node.
 //  2. A supervisor goroutine starts the container with `runc run -d`,
 //     collects its exit status (the agent is a child subreaper, so the
 //     container's init becomes its child when runc exits), and restarts it
@@ -26,8 +29,9 @@
 //     the records; Provision adopts a container that still runs instead of
 //     starting a second one.
 //  4. Deprovision stops the supervisor, kills and deletes the runc
-//     container (which removes its cgroup), removes the network namespace
-//     and veth, the root filesystem and the record.
+//     container (which removes its cgroup), removes the namespaces and
+//     veth, the root filesystem and the record, and releases its hold on
+//     the deployment's id range.
 //
 // runc's state and the bundles live under a run directory that should be a
 // tmpfs (/run): the bundle's config.json holds the opened secret

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // Whiteout markers of the OCI image layer format.
@@ -38,14 +40,15 @@ type extractLimits struct {
 type extractor struct {
 	root    *os.Root
 	limits  extractLimits
+	ids     idmap.Range // maps the owners in the layers to host ids
 	bytes   int64
 	entries int
 	skipped int             // device nodes and other unsupported entries
 	written map[string]bool // paths written by the current layer
 }
 
-func newExtractor(root *os.Root, lim extractLimits) *extractor {
-	return &extractor{root: root, limits: lim}
+func newExtractor(root *os.Root, lim extractLimits, ids idmap.Range) *extractor {
+	return &extractor{root: root, limits: lim, ids: ids}
 }
 
 // layer unpacks one (possibly gzip or zstd compressed) layer read from r,
@@ -198,9 +201,11 @@ func (x *extractor) file(p string, hdr *tar.Header, r io.Reader) error {
 	}, hdr, true)
 }
 
-// own sets owner, then mode (chown clears set-id bits) and times.
+// own sets owner (mapped to the host ids of the container's user
+// namespace: one lchown per entry, the only cost of the mapping), then mode
+// (chown clears set-id bits) and times.
 func (x *extractor) own(p string, hdr *tar.Header, withMode bool) error {
-	if err := x.root.Lchown(p, hdr.Uid, hdr.Gid); err != nil && !errors.Is(err, fs.ErrPermission) {
+	if err := x.root.Lchown(p, x.ids.Host(hdr.Uid), x.ids.Host(hdr.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
 	if !withMode {

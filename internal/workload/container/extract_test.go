@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // sandboxDir is a parent holding a root to extract into and a sentinel
@@ -59,7 +61,7 @@ func checkContained(t testing.TB, parent string) {
 
 func extractAll(t testing.TB, root *os.Root, layers ...[]byte) (*extractor, error) {
 	t.Helper()
-	x := newExtractor(root, extractLimits{Bytes: 1 << 20, Entries: 1000})
+	x := newExtractor(root, extractLimits{Bytes: 1 << 20, Entries: 1000}, idmap.Range{})
 	for _, l := range layers {
 		if err := x.layer(bytes.NewReader(l), ""); err != nil {
 			return x, err
@@ -147,7 +149,7 @@ func TestExtractWhiteouts(t *testing.T) {
 func TestExtractLimitsAndDigest(t *testing.T) {
 	t.Parallel()
 	_, root := sandboxDir(t)
-	x := newExtractor(root, extractLimits{Bytes: 10, Entries: 100})
+	x := newExtractor(root, extractLimits{Bytes: 10, Entries: 100}, idmap.Range{})
 	if err := x.layer(bytes.NewReader(layerTar(t, reg("big", "01234567890", 0o644))), ""); !errors.Is(err, ErrImage) {
 		t.Errorf("11 bytes under a 10-byte limit: %v", err)
 	}
@@ -156,11 +158,11 @@ func TestExtractLimitsAndDigest(t *testing.T) {
 	zw.Write(layerTar(t, reg("small", "ok", 0o644)))
 	zw.Close()
 	sum := sha256Hash(gz.Bytes()).String()
-	if err := newExtractor(root, extractLimits{Bytes: 10, Entries: 100}).layer(bytes.NewReader(gz.Bytes()), sum); err != nil {
+	if err := newExtractor(root, extractLimits{Bytes: 10, Entries: 100}, idmap.Range{}).layer(bytes.NewReader(gz.Bytes()), sum); err != nil {
 		t.Errorf("gzip layer with the right digest: %v", err)
 	}
 	wrong := sha256Hash([]byte("other")).String()
-	if err := newExtractor(root, extractLimits{Bytes: 10, Entries: 100}).layer(bytes.NewReader(gz.Bytes()), wrong); !errors.Is(err, ErrDigestMismatch) {
+	if err := newExtractor(root, extractLimits{Bytes: 10, Entries: 100}, idmap.Range{}).layer(bytes.NewReader(gz.Bytes()), wrong); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("gzip layer with a wrong digest: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	"github.com/zerogrid/zerogrid/internal/workload/volume"
 )
 
@@ -59,12 +60,16 @@ func newNode(t *testing.T) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	ids, err := idmap.Open(dir, idmap.DefaultPool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.cfg = Config{
 		DataDir: dir, RunDir: t.TempDir(), Log: log, Clock: workload.SystemClock{},
 		Subnet:      netip.MustParsePrefix(fmt.Sprintf("10.251.%d.0/24", nextSubnet.Add(1))),
-		StopTimeout: 2 * time.Second,
+		StopTimeout: 2 * time.Second, IDs: ids,
 	}
-	vols, err := volume.New(volume.Config{DataDir: dir, Log: log, Clock: workload.SystemClock{}})
+	vols, err := volume.New(volume.Config{DataDir: dir, Log: log, Clock: workload.SystemClock{}, IDs: ids})
 	if err != nil {
 		t.Fatal(err)
 	}

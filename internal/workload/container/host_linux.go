@@ -16,16 +16,20 @@ import (
 
 // Available reports why this machine cannot run containers with the given
 // runc and ip binaries, or nil when it can: it needs root, runc, iproute2,
-// cgroup cpu and memory controllers (v1 or v2) and pidfds (Linux 5.3).
+// user namespaces, cgroup cpu and memory controllers (v1 or v2) and pidfds
+// (Linux 5.3).
 func Available(runcBin, ipBin string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("containers need root")
 	}
 	if _, err := exec.LookPath(runcBin); err != nil {
-		return fmt.Errorf("runc is not installed (Debian package runc): %w", err)
+		return fmt.Errorf("runc is not installed (Debian package runc): %s not found", runcBin)
 	}
 	if _, err := exec.LookPath(ipBin); err != nil {
-		return fmt.Errorf("ip is not installed (Debian package iproute2): %w", err)
+		return fmt.Errorf("ip is not installed (Debian package iproute2): %s not found", ipBin)
+	}
+	if err := userNamespaces(); err != nil {
+		return err
 	}
 	if err := cgroupControllers(); err != nil {
 		return err

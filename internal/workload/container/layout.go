@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
@@ -29,12 +30,19 @@ type record struct {
 	Slot       int    `json:"slot"`        // address slot (see network)
 	Unpacked   bool   `json:"unpacked"`    // rootfs is complete
 	Restarts   int    `json:"restarts"`
+	// IDBase is the first host id of the deployment's id range, which
+	// the container's user namespace maps its ids 0..65535 to and its
+	// root filesystem is owned by; 0 in a record of an agent that ran
+	// containers without user namespaces (converted at the next
+	// Provision).
+	IDBase uint32 `json:"id_base,omitempty"`
 }
 
 // layout computes the paths of one node's containers.
 type layout struct {
 	data     string // DataDir/workload/v1
 	run      string // RunDir (tmpfs)
+	mounts   string // MountDir/<instance>
 	instance string
 	cgroup   string // cgroup parent
 }
@@ -48,6 +56,22 @@ func (l layout) hosts(ref workload.Ref) string  { return filepath.Join(l.dir(ref
 func (l layout) log(ref workload.Ref) string    { return filepath.Join(l.dir(ref), "log") }
 func (l layout) blobs() string                  { return filepath.Join(l.data, "images", "blobs") }
 func (l layout) runcRoot() string               { return filepath.Join(l.run, "runc") }
+
+// mountPoint is where the container's root filesystem is bind-mounted
+// for runc: a path its user namespace can traverse.
+func (l layout) mountPoint(ref workload.Ref) string { return filepath.Join(l.mounts, l.id(ref)) }
+
+// rootfsMount is the bind mount runc gets a container's root filesystem
+// through (rootfs/ is below DataDir, whose parents the container's user
+// namespace may not be allowed to traverse). It exists only while runc
+// starts the container: a started container holds its root in its own
+// mount namespace, so nothing of it stays mounted on the node.
+type rootfsMount struct {
+	src, mnt string
+	// mu is the node's: it orders creating mount points against removing
+	// their emptied parent.
+	mu *sync.Mutex
+}
 
 // id is the runc container id.
 func (l layout) id(ref workload.Ref) string { return fmt.Sprintf("zg-%d-%s", ref.Deployment, ref.Name) }

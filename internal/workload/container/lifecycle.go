@@ -10,6 +10,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // ensureSupervisor starts a supervisor for ref unless one runs with the
@@ -57,7 +58,7 @@ func (m *Manager) newSupervisor(ref workload.Ref, rec record, c *spec.ContainerC
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &supervisor{
 		id: m.layout.id(ref), bundle: m.layout.bundle(ref), logPath: m.layout.log(ref), policy: c.Restart,
-		runc: m.runc, clock: m.clock, log: m.log, events: m.queue(ref),
+		runc: m.runc, root: m.rootfsMount(ref), clock: m.clock, log: m.log, events: m.queue(ref),
 		persist: func(n int) { m.saveRestarts(ref, n) },
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}), ports: c.Ports,
 	}
@@ -149,13 +150,24 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 	if err != nil {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
-	if !ok {
-		return nil
+	if ok {
+		return m.teardown(ctx, ref, rec)
 	}
-	return m.teardown(ctx, ref, rec)
+	// A crash may have come between taking the id range and writing the
+	// record.
+	return m.releaseIDs(ref)
 }
 
-// teardown removes everything of ref, the record last.
+// releaseIDs gives up ref's hold on its deployment's id range.
+func (m *Manager) releaseIDs(ref workload.Ref) error {
+	if err := m.ids.Release(ref.Deployment, idmap.Holder(spec.TypeContainer, ref.Name)); err != nil {
+		return fmt.Errorf("container %s: %w", ref.Name, err)
+	}
+	return nil
+}
+
+// teardown removes everything of ref, the record last, then its hold on
+// the deployment's id range.
 func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) error {
 	m.stopSupervisor(ref)
 	if err := m.stopContainer(ctx, ref); err != nil {
@@ -165,6 +177,9 @@ func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) er
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
 	if err := m.net.remove(ctx, rec.Slot); err != nil {
+		return fmt.Errorf("container %s: %w", ref.Name, err)
+	}
+	if err := m.rootfsMount(ref).unbind(); err != nil { // left by a crash while runc started it
 		return fmt.Errorf("container %s: %w", ref.Name, err)
 	}
 	dir := m.layout.dir(ref)
@@ -178,5 +193,5 @@ func (m *Manager) teardown(ctx context.Context, ref workload.Ref, rec record) er
 	m.freeSlot(rec.Slot, ref)
 	m.events.Drop(ref)
 	m.log.Info("container removed", "deployment", ref.Deployment, "name", ref.Name)
-	return nil
+	return m.releaseIDs(ref)
 }

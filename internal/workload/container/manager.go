@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	privnet "github.com/zerogrid/zerogrid/internal/workload/network"
 )
 
@@ -37,6 +38,16 @@ type Config struct {
 	// InsecureRegistries are host:port registries reachable over plain
 	// HTTP besides loopback ones. Images stay verified by digest.
 	InsecureRegistries []string
+	// MountDir is where each container's root filesystem is bind-mounted
+	// for runc, in <MountDir>/<instance>/: a directory every container's
+	// user namespace can traverse (0711 down from it, and every parent
+	// searchable by others), which DataDir need not be. Default
+	// /run/zerogrid-rootfs.
+	MountDir string
+	// IDs allocates each deployment's range of host ids; containers and
+	// volumes of one node share one. Default: an allocator over DataDir
+	// with idmap.DefaultPool.
+	IDs *idmap.Allocator
 	// Runc and IP are the binaries used; default "runc" and "ip" from PATH.
 	Runc, IP string
 	// MaxImageBytes bounds an image's compressed layers (default 2 GiB),
@@ -62,12 +73,12 @@ type Manager struct {
 	pull   *puller
 	net    network
 	runc   runc
+	ids    *idmap.Allocator
 	noFile uint64
 	locks  workload.Locks
-	// unavailable says why this node cannot run containers; nil if it can.
-	unavailable error
 
-	recMu sync.Mutex // serializes record read-modify-writes
+	recMu   sync.Mutex // serializes record read-modify-writes
+	mountMu sync.Mutex // see rootfsMount
 
 	mu     sync.Mutex
 	closed bool
@@ -83,20 +94,37 @@ var _ workload.Manager = (*Manager)(nil)
 
 // New returns a manager over the containers below cfg.DataDir. It does
 // not touch them: Provision adopts each when the reconciler asks for it.
+// On a machine that cannot run containers (see Available) it returns a
+// *workload.UnavailableError saying what is missing.
 func New(cfg Config) (*Manager, error) {
 	cfg, inst, err := withDefaults(cfg)
 	if err != nil {
 		return nil, err
 	}
+	if err := Available(cfg.Runc, cfg.IP); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: err.Error()}
+	}
+	if err := becomeSubreaper(); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: "cannot become a child subreaper: " + err.Error()}
+	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Log, clock: cfg.Clock,
 		layout: layout{data: filepath.Join(cfg.DataDir, "workload", fmt.Sprintf("v%d", LayoutVersion)),
-			run: cfg.RunDir, instance: inst, cgroup: cfg.CgroupParent},
-		net:  network{subnet: cfg.Subnet, instance: inst, ip: cfg.IP},
+			run: cfg.RunDir, mounts: filepath.Join(cfg.MountDir, inst), instance: inst, cgroup: cfg.CgroupParent},
+		net:  network{subnet: cfg.Subnet, instance: inst, ip: cfg.IP, runDir: cfg.RunDir},
 		runc: runc{bin: cfg.Runc, root: filepath.Join(cfg.RunDir, "runc")},
+		ids:  cfg.IDs,
 		sups: map[workload.Ref]*supervisor{}, busy: map[workload.Ref]int{},
 		slots:  map[int]workload.Ref{},
 		noFile: noFileLimit(),
+	}
+	if err := searchable(cfg.MountDir, cfg.MountDir); err != nil {
+		return nil, &workload.UnavailableError{Type: spec.TypeContainer, Reason: err.Error()}
+	}
+	if m.ids == nil {
+		if m.ids, err = idmap.Open(cfg.DataDir, idmap.DefaultPool); err != nil {
+			return nil, fmt.Errorf("container: %w", err)
+		}
 	}
 	insecure := map[string]bool{}
 	for _, r := range cfg.InsecureRegistries {
@@ -104,20 +132,24 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.pull = &puller{blobs: blobStore{dir: m.layout.blobs()}, insecure: insecure, maxImage: cfg.MaxImageBytes, log: cfg.Log,
 		base: guard{inner: cfg.Transport, insecure: insecure}}
-	if err := os.MkdirAll(m.layout.data, 0o700); err != nil {
-		return nil, fmt.Errorf("container: %w", err)
-	}
-	if m.unavailable = Available(cfg.Runc, cfg.IP); m.unavailable == nil {
-		m.unavailable = becomeSubreaper()
-	}
-	if m.unavailable == nil {
-		if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+	for _, dir := range []string{m.layout.data, cfg.RunDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("container: %w", err)
 		}
-	} else {
-		m.log.Warn("this node cannot run containers", "reason", m.unavailable)
 	}
-	return m, m.loadSlots()
+	if err := m.loadSlots(); err != nil {
+		return nil, err
+	}
+	// A crash between recording a holder and writing the record leaves a
+	// holder without a container.
+	err = m.ids.Prune(spec.TypeContainer, func(dep uint64, name string) bool {
+		_, err := os.Stat(m.layout.state(workload.Ref{Deployment: dep, Name: name}))
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container: %w", err)
+	}
+	return m, nil
 }
 
 func withDefaults(cfg Config) (Config, string, error) {
@@ -132,6 +164,10 @@ func withDefaults(cfg Config) (Config, string, error) {
 	sum := sha256.Sum256([]byte(abs))
 	inst := hex.EncodeToString(sum[:3])
 	cfg.RunDir = or(cfg.RunDir, "/run/zerogrid/"+inst)
+	cfg.MountDir = or(cfg.MountDir, "/run/zerogrid-rootfs")
+	if !filepath.IsAbs(cfg.MountDir) {
+		return cfg, "", fmt.Errorf("container: mount directory %q is not an absolute path", cfg.MountDir)
+	}
 	cfg.CgroupParent = or(cfg.CgroupParent, "/zerogrid")
 	cfg.Runc, cfg.IP = or(cfg.Runc, "runc"), or(cfg.IP, "ip")
 	if !cfg.Subnet.IsValid() {
@@ -234,6 +270,10 @@ func (m *Manager) enter(ref workload.Ref) (leave func(), err error) {
 }
 
 func (m *Manager) queue(ref workload.Ref) *workload.EventQueue { return m.events.For(ref) }
+
+func (m *Manager) rootfsMount(ref workload.Ref) rootfsMount {
+	return rootfsMount{src: m.layout.rootfs(ref), mnt: m.layout.mountPoint(ref), mu: &m.mountMu}
+}
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {
 	m.queue(ref).Add(m.clock.Now(), kind, reason)

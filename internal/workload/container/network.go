@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // netnsDir is where `ip netns` keeps named network namespaces.
@@ -20,13 +21,16 @@ const netnsDir = "/run/netns"
 // network gives each container a point-to-point link to the node: slot
 // i of the subnet is the /30 at subnet+4i, whose .1 is the host end (veth
 // "zg<instance>-<i>" in the agent's namespace) and .2 the container's eth0
-// in namespace "zg-<instance>-<i>". There is no default route in the
-// container: it reaches only the host end of its own link, and the node
-// reaches it at .2. Everything is done with iproute2's ip.
+// in network namespace "zg-<instance>-<i>". That namespace is owned by the
+// slot's user namespace (pinned at <run>/userns/<i>), which the container
+// runs in. There is no default route in the container: it reaches only the
+// host end of its own link, and the node reaches it at .2. Links are made
+// with iproute2's ip.
 type network struct {
 	subnet   netip.Prefix // IPv4, at most /30 bits long
 	instance string       // 6 hex digits unique to the node's data dir
 	ip       string       // path of ip
+	runDir   string       // the run directory (tmpfs)
 }
 
 func (n network) slots() int { return 1 << (32 - n.subnet.Bits()) / 4 }
@@ -46,15 +50,30 @@ func (n network) ctrAddr(slot int) netip.Addr  { return n.addr(slot, 2) }
 func (n network) netns(slot int) string { return "zg-" + n.instance + "-" + strconv.Itoa(slot) }
 func (n network) veth(slot int) string  { return "zg" + n.instance + "-" + strconv.Itoa(slot) }
 
-// netnsPath is the namespace file runc joins.
+// netnsPath is the network namespace file runc joins.
 func (n network) netnsPath(slot int) string { return filepath.Join(netnsDir, n.netns(slot)) }
 
-// ensure creates whatever of slot's namespace and link is missing and
-// (re)sets the addresses; it is idempotent.
-func (n network) ensure(ctx context.Context, slot int) error {
+// usernsPath is the user namespace file runc joins.
+func (n network) usernsPath(slot int) string {
+	return filepath.Join(n.runDir, "userns", strconv.Itoa(slot))
+}
+
+// ensure creates whatever of slot's namespaces and link is missing and
+// (re)sets the addresses; it is idempotent. The user namespace maps the
+// container's ids to ids; a pair of namespaces whose network namespace is
+// not owned by the user namespace (half made before a crash, or made by
+// an older agent) is made again.
+func (n network) ensure(ctx context.Context, slot int, ids idmap.Range) error {
 	ns, veth := n.netns(slot), n.veth(slot)
-	if _, err := os.Stat(n.netnsPath(slot)); errors.Is(err, os.ErrNotExist) {
-		if err := n.run(ctx, "", "netns", "add", ns); err != nil {
+	ok, err := paired(n.netnsPath(slot), n.usernsPath(slot))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := n.remove(ctx, slot); err != nil {
+			return err
+		}
+		if err := makeNamespaces(ctx, n.ip, ns, n.usernsPath(slot), ids); err != nil {
 			return err
 		}
 	}
@@ -70,15 +89,17 @@ func (n network) ensure(ctx context.Context, slot int) error {
 	return n.batch(ctx, ns, inner)
 }
 
-// remove deletes slot's link and namespace; missing ones are fine.
+// remove deletes slot's link and namespaces; missing ones are fine.
 func (n network) remove(ctx context.Context, slot int) error {
 	if err := n.run(ctx, "", "link", "del", "dev", n.veth(slot)); err != nil && !notFound(err) {
 		return err
 	}
 	if _, err := os.Stat(n.netnsPath(slot)); err == nil {
-		return n.run(ctx, "", "netns", "del", n.netns(slot))
+		if err := n.run(ctx, "", "netns", "del", n.netns(slot)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return unbind(n.usernsPath(slot))
 }
 
 func notFound(err error) bool {

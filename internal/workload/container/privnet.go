@@ -22,7 +22,7 @@ func member(ctx context.Context, d workload.Deployment, name string, ports []uin
 	if err != nil {
 		return nil, workload.Permanent(workload.ErrInvalid, "container %s: %v", name, err)
 	}
-	return &privnet.Member{Net: n.Net, Addr: addr, Ports: ports}, nil
+	return &privnet.Member{Net: n.Net, ID: n.ID, Addr: addr, Ports: ports}, nil
 }
 
 // netTools finds ip and nft the first time a container joins a network.

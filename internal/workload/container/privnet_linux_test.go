@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -118,5 +119,36 @@ func privateNetwork(t *testing.T) {
 	}
 	if reach(ms[2], ms[0]) || reach(ms[0], ms[2]) {
 		t.Fatal("another owner's network reached this one, or the other way")
+	}
+	collidingNetworks(t, e, nets)
+}
+
+// collidingNetworks: owner 8 names a network so that its /48 is owner 7's
+// (a collision found by a birthday search over names; see the network
+// package's tests). Its network is refused on this node, so its container
+// never joins: it waits for a network that never comes.
+func collidingNetworks(t *testing.T, e *env, nets *privnet.Manager) {
+	ctx := context.Background()
+	victim := spec.Workload{Name: "lan1w3vo", Type: spec.TypeNetwork}
+	attacker := spec.Workload{Name: "net3xu0", Type: spec.TypeNetwork}
+	pv, _ := privnet.Prefix("test-chain", 7, victim.Name)
+	pa, _ := privnet.Prefix("test-chain", 8, attacker.Name)
+	if pv != pa {
+		t.Fatalf("the fixture does not collide: %s, %s", pv, pa)
+	}
+	dv := workload.Deployment{ID: 10, Generation: 1, Owner: 7}
+	if err := nets.Provision(ctx, dv, victim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nets.Deprovision(context.Background(), dv, victim.Name) })
+	web := containerWorkload(t, "web", e.ref, nil)
+	da := workload.Deployment{ID: 11, Generation: 1, Owner: 8}
+	da.Siblings = workload.NewSiblings(da, &spec.Spec{Version: spec.Version, Workloads: []spec.Workload{attacker, web}},
+		map[string]workload.Manager{spec.TypeNetwork: nets, spec.TypeContainer: e.ctrs})
+	if err := nets.Provision(ctx, da, attacker); !workload.IsPermanent(err) {
+		t.Fatalf("a network with owner 7's prefix was provisioned for owner 8: %v", err)
+	}
+	if err := e.ctrs.Provision(ctx, da, web); !errors.Is(err, workload.ErrDependency) {
+		t.Fatalf("the container of the refused network: %v, want it waiting for its network", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 	privnet "github.com/zerogrid/zerogrid/internal/workload/network"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
 )
@@ -118,15 +119,23 @@ func (m *Manager) resolve(ctx context.Context, d workload.Deployment, w spec.Wor
 
 // create makes a new container; a permanent failure leaves nothing.
 func (m *Manager) create(ctx context.Context, ref workload.Ref, want *desired) error {
+	ids, err := m.ids.Acquire(ref.Deployment, idmap.Holder(spec.TypeContainer, ref.Name))
+	if err != nil {
+		return fmt.Errorf("container %s: %w", ref.Name, err)
+	}
 	slot, err := m.allocSlot(ref)
 	if err != nil {
-		return err
+		return errors.Join(err, m.releaseIDs(ref))
 	}
-	rec := record{Version: LayoutVersion, Deployment: ref.Deployment, Name: ref.Name, Owner: want.d.Owner, Slot: slot}
+	rec := record{Version: LayoutVersion, Deployment: ref.Deployment, Name: ref.Name, Owner: want.d.Owner, Slot: slot, IDBase: ids.Base}
 	rec.Generation, rec.Hash, rec.ConfigHash, rec.Image = want.d.Generation, want.hash, want.configHash, want.c.Image
 	if err := m.saveRecord(ref, &rec); err != nil {
 		m.freeSlot(slot, ref)
-		return fmt.Errorf("container %s: %w", ref.Name, err)
+		return errors.Join(fmt.Errorf("container %s: %w", ref.Name, err), m.releaseIDs(ref))
+	}
+	// Namespaces a crash left in this slot belong to another container.
+	if err := m.net.remove(ctx, slot); err != nil {
+		return workload.Retryable(err, "container %s: network: %v", ref.Name, err)
 	}
 	err = m.bringUp(ctx, ref, &rec, want, false)
 	if workload.IsPermanent(err) {
@@ -137,19 +146,37 @@ func (m *Manager) create(ctx context.Context, ref workload.Ref, want *desired) e
 	return err
 }
 
-// change converges an existing container to want.
+// change converges an existing container to want. A container an older
+// agent ran without a user namespace (no id range in its record) is
+// replaced by one that runs in its deployment's.
 func (m *Manager) change(ctx context.Context, ref workload.Ref, rec record, want *desired) error {
 	resourcesOnly := rec.Hash != want.hash && rec.ConfigHash == want.configHash
-	if rec.ConfigHash != want.configHash {
+	noUserns := rec.IDBase == 0
+	if rec.ConfigHash != want.configHash || noUserns {
 		m.stopSupervisor(ref)
 		if err := m.stopContainer(ctx, ref); err != nil {
 			return err
+		}
+		if err := m.rootfsMount(ref).unbind(); err != nil {
+			return fmt.Errorf("container %s: %w", ref.Name, err)
 		}
 		if err := os.RemoveAll(m.layout.rootfs(ref)); err != nil {
 			return fmt.Errorf("container %s: %w", ref.Name, err)
 		}
 		rec.Unpacked = false
-		m.event(ref, eventlog.KindProvisioning, "replacing the container with generation "+fmt.Sprint(want.d.Generation))
+		why := "replacing the container with generation " + fmt.Sprint(want.d.Generation)
+		if noUserns {
+			ids, err := m.ids.Acquire(ref.Deployment, idmap.Holder(spec.TypeContainer, ref.Name))
+			if err != nil {
+				return fmt.Errorf("container %s: %w", ref.Name, err)
+			}
+			if err := m.net.remove(ctx, rec.Slot); err != nil { // its network namespace is owned by the node's user namespace
+				return workload.Retryable(err, "container %s: network: %v", ref.Name, err)
+			}
+			rec.IDBase, resourcesOnly = ids.Base, false
+			why = "moving the container into a user namespace: root in it is no longer root on the node"
+		}
+		m.event(ref, eventlog.KindProvisioning, why)
 	}
 	rec.Generation, rec.Hash, rec.ConfigHash, rec.Image = want.d.Generation, want.hash, want.configHash, want.c.Image
 	if err := m.saveRecord(ref, &rec); err != nil {
@@ -161,8 +188,12 @@ func (m *Manager) change(ctx context.Context, ref workload.Ref, rec record, want
 // bringUp creates whatever is missing and makes sure a supervisor runs
 // the container with the desired config.
 func (m *Manager) bringUp(ctx context.Context, ref workload.Ref, rec *record, want *desired, resourcesOnly bool) error {
+	ids := idmap.Range{Base: rec.IDBase}
+	if ids.Base < idmap.Size { // never map the container's root onto the node's own users
+		return fmt.Errorf("container %s: no id range in its record", ref.Name)
+	}
 	if !rec.Unpacked {
-		if err := m.unpack(ctx, ref, want.img); err != nil {
+		if err := m.unpack(ctx, ref, want.img, ids); err != nil {
 			return err
 		}
 		rec.Unpacked = true
@@ -170,7 +201,7 @@ func (m *Manager) bringUp(ctx context.Context, ref workload.Ref, rec *record, wa
 			return fmt.Errorf("container %s: %w", ref.Name, err)
 		}
 	}
-	if err := m.net.ensure(ctx, rec.Slot); err != nil {
+	if err := m.net.ensure(ctx, rec.Slot, ids); err != nil {
 		return workload.Retryable(err, "container %s: network: %v", ref.Name, err)
 	}
 	if want.member != nil {
@@ -199,8 +230,9 @@ func (m *Manager) bringUp(ctx context.Context, ref workload.Ref, rec *record, wa
 	return m.ensureSupervisor(ctx, ref, *rec, want.c, changed)
 }
 
-// unpack builds the root filesystem from the cached layers.
-func (m *Manager) unpack(ctx context.Context, ref workload.Ref, img *image) error {
+// unpack builds the root filesystem from the cached layers, owned by the
+// host ids that ids maps the image's owners to.
+func (m *Manager) unpack(ctx context.Context, ref workload.Ref, img *image, ids idmap.Range) error {
 	dir := m.layout.rootfs(ref)
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -208,12 +240,15 @@ func (m *Manager) unpack(ctx context.Context, ref workload.Ref, img *image) erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := os.Chown(dir, ids.Host(0), ids.Host(0)); err != nil {
+		return err
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	x := newExtractor(root, extractLimits{Bytes: m.cfg.MaxRootfsBytes, Entries: 1 << 20})
+	x := newExtractor(root, extractLimits{Bytes: m.cfg.MaxRootfsBytes, Entries: 1 << 20}, ids)
 	for _, l := range img.Manifest.Layers {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -266,15 +301,19 @@ func (m *Manager) sandbox(ref workload.Ref, rec record, want *desired) (sandbox,
 	if err != nil {
 		return sandbox{}, err
 	}
+	if uid >= idmap.Size || gid >= idmap.Size {
+		return sandbox{}, workload.Permanent(workload.ErrInvalid, "container %s: the image's user %q is %d:%d; a container has user and group ids 0..%d only",
+			ref.Name, proc.User, uid, gid, idmap.Size-1)
+	}
 	addr := m.net.ctrAddr(rec.Slot).String()
 	if err := writeIfChanged(m.layout.hosts(ref), hostsFile(ref.Name, addr), 0o644); err != nil {
 		return sandbox{}, err
 	}
 	return sandbox{
-		Hostname: ref.Name, Rootfs: m.layout.rootfs(ref), Args: proc.Args, Env: proc.Env, Cwd: proc.Cwd,
+		Hostname: ref.Name, Rootfs: m.layout.mountPoint(ref), Args: proc.Args, Env: proc.Env, Cwd: proc.Cwd,
 		UID: uid, GID: gid, CPU: want.w.Resources.CPU, Memory: want.w.Resources.Memory,
-		Netns: m.net.netnsPath(rec.Slot), Cgroup: m.layout.cgroupPath(ref), Hosts: m.layout.hosts(ref),
-		Volumes: want.volumes, NoFile: m.noFile,
+		Netns: m.net.netnsPath(rec.Slot), Userns: m.net.usernsPath(rec.Slot), IDs: idmap.Range{Base: rec.IDBase},
+		Cgroup: m.layout.cgroupPath(ref), Hosts: m.layout.hosts(ref), Volumes: want.volumes, NoFile: m.noFile,
 	}, nil
 }
 

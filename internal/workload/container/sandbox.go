@@ -4,6 +4,8 @@ import (
 	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // sandbox is everything one container's runtime config is made of,
@@ -19,6 +21,8 @@ type sandbox struct {
 	CPU      uint64 // millicores
 	Memory   uint64 // bytes
 	Netns    string // path of the network namespace to join
+	Userns   string // path of the user namespace to join, which owns Netns
+	IDs      idmap.Range
 	Cgroup   string // cgroups path
 	Hosts    string // host path of the file mounted at /etc/hosts
 	Volumes  []volumeMount
@@ -64,10 +68,13 @@ func runtimeSpec(s sandbox) *specs.Spec {
 		Mounts: mounts(s),
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.UserNamespace, Path: s.Userns},
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
 				{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
 				{Type: specs.NetworkNamespace, Path: s.Netns},
 			},
+			UIDMappings:       []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.IDs.Base, Size: idmap.Size}},
+			GIDMappings:       []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.IDs.Base, Size: idmap.Size}},
 			CgroupsPath:       s.Cgroup,
 			Resources:         resources(s.CPU, s.Memory),
 			RootfsPropagation: "rprivate",

@@ -12,12 +12,14 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 func TestRuntimeSpecProfile(t *testing.T) {
 	t.Parallel()
 	s := runtimeSpec(sandbox{Hostname: "web", Rootfs: "/r", Args: []string{"/srv"}, CPU: 250, Memory: 64 << 20,
-		Netns: "/run/netns/zg-x-0", Cgroup: "/zerogrid/x/1-web", Hosts: "/h", NoFile: 1024,
+		Netns: "/run/netns/zg-x-0", Userns: "/run/x/userns/0", IDs: idmap.Range{Base: 1 << 28},
+		Cgroup: "/zerogrid/x/1-web", Hosts: "/h", NoFile: 1024,
 		Volumes: []volumeMount{{Source: "/v", Dest: "/data", ReadOnly: true}}})
 	if !s.Root.Readonly || !s.Process.NoNewPrivileges || s.Process.Terminal {
 		t.Error("root must be read-only, no_new_privs set, no terminal")
@@ -42,8 +44,12 @@ func TestRuntimeSpecProfile(t *testing.T) {
 	if ns[specs.NetworkNamespace] != "/run/netns/zg-x-0" {
 		t.Errorf("network namespace %q", ns[specs.NetworkNamespace])
 	}
-	if _, ok := ns[specs.UserNamespace]; ok {
-		t.Error("user namespace requested")
+	if ns[specs.UserNamespace] != "/run/x/userns/0" {
+		t.Errorf("user namespace %q, want the slot's", ns[specs.UserNamespace])
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1 << 28, Size: idmap.Size}}
+	if !slices.Equal(s.Linux.UIDMappings, want) || !slices.Equal(s.Linux.GIDMappings, want) {
+		t.Errorf("id mappings %v %v, want %v", s.Linux.UIDMappings, s.Linux.GIDMappings, want)
 	}
 	r := s.Linux.Resources
 	if *r.CPU.Quota != 25_000 || *r.CPU.Period != 100_000 || *r.Memory.Limit != 64<<20 || *r.Memory.Swap != 64<<20 || *r.Pids.Limit != pidsLimit {

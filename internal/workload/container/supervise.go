@@ -33,6 +33,7 @@ type supervisor struct {
 	ports                       []uint16 // Observe probes the first
 
 	runc    runc
+	root    rootfsMount // bound while runc starts the container
 	clock   workload.Clock
 	log     *slog.Logger
 	events  *workload.EventQueue
@@ -147,7 +148,14 @@ func (s *supervisor) start() (int, error) {
 		return 0, err
 	}
 	defer out.Close()
+	if err := s.root.bind(); err != nil {
+		s.failed(err)
+		return 0, err
+	}
 	pid, err := s.runc.run(s.ctx, s.id, s.bundle, out)
+	if uerr := s.root.unbind(); uerr != nil {
+		s.log.Warn("unmount the root filesystem runc started the container from", "container", s.id, "err", uerr)
+	}
 	if err != nil {
 		s.failed(err)
 		return 0, err

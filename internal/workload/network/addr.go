@@ -2,6 +2,7 @@ package network
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 
@@ -40,6 +41,18 @@ func Prefix(chain string, twin uint64, name string) (netip.Prefix, error) {
 	b[0] = 0xfd
 	copy(b[1:6], d[:5])
 	return netip.PrefixFrom(netip.AddrFrom16(b), 48), nil
+}
+
+// ID returns the network called name of twin on chain as the node's filter
+// names it: 32 hex digits (128 bits) of a digest of the three. Unlike the
+// 40 bits of its prefix, nobody can make another network's ID equal to it,
+// so the filter keys membership on it (docs/formats/network.md).
+func ID(chain string, twin uint64, name string) (string, error) {
+	d, err := wire.Digest("network-id", 1, prefixInput{chain, twin, name})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(d[:16]), nil
 }
 
 // NodeSubnet returns node's /64 in the network: the node id is the 16-bit

@@ -38,6 +38,15 @@ func TestAddressing(t *testing.T) {
 	if p.String() != wantPrefix || a.String() != wantAddr {
 		t.Fatalf("golden: prefix %s addr %s, want %s and %s", p, a, wantPrefix, wantAddr)
 	}
+	id, err := ID("zerogrid-test", 7, "net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := ID("zerogrid-test", 8, "net")
+	const wantID = "168e58a0470382d014e3481ff04655ed"
+	if id != wantID || other == id {
+		t.Fatalf("golden: id %s (other owner's %s), want %s", id, other, wantID)
+	}
 	for _, bad := range []uint64{0, MaxNodeID + 1} {
 		if _, err := NodeSubnet(p, bad); err == nil {
 			t.Errorf("node %d got a subnet", bad)
@@ -48,5 +57,27 @@ func TestAddressing(t *testing.T) {
 	}
 	if _, err := MemberAddr(p, 1, "x"); err == nil {
 		t.Error("a /48 accepted as a subnet")
+	}
+}
+
+// collidingChain and collidingNets are two owners' networks whose /48s are
+// equal: found by a birthday search over 2^22 names of twin 7 (40 bits
+// collide after about 2^20 tries). The tests that show a node isolates
+// networks by membership, not by prefix, use them.
+const collidingChain = "test-chain"
+
+var collidingNets = [2]struct {
+	twin uint64
+	name string
+}{{7, "lan1w3vo"}, {8, "net3xu0"}}
+
+func TestCollidingFixture(t *testing.T) {
+	t.Parallel()
+	a, _ := Prefix(collidingChain, collidingNets[0].twin, collidingNets[0].name)
+	b, _ := Prefix(collidingChain, collidingNets[1].twin, collidingNets[1].name)
+	ida, _ := ID(collidingChain, collidingNets[0].twin, collidingNets[0].name)
+	idb, _ := ID(collidingChain, collidingNets[1].twin, collidingNets[1].name)
+	if a != b || ida == idb {
+		t.Fatalf("prefixes %s and %s, ids %s and %s: want equal prefixes, distinct ids", a, b, ida, idb)
 	}
 }

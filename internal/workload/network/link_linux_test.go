@@ -124,13 +124,15 @@ func TestAttachIsolates(t *testing.T) {
 	ctx := context.Background()
 	netA, _ := Prefix("test", 1, "a")
 	netB, _ := Prefix("test", 2, "a")
+	idA, _ := ID("test", 1, "a")
+	idB, _ := ID("test", 2, "a")
 	subA, _ := NodeSubnet(netA, 1)
 	subB, _ := NodeSubnet(netB, 1)
 	addr := func(sub netip.Prefix, c uint64) netip.Addr { a, _ := MemberAddr(sub, c, "web"); return a }
 	members := []Member{
-		{Net: netA, Addr: addr(subA, 1), Ports: []uint16{8080}},
-		{Net: netA, Addr: addr(subA, 2), Ports: []uint16{8080}},
-		{Net: netB, Addr: addr(subB, 3), Ports: []uint16{8080}},
+		{Net: netA, ID: idA, Addr: addr(subA, 1), Ports: []uint16{8080}},
+		{Net: netA, ID: idA, Addr: addr(subA, 2), Ports: []uint16{8080}},
+		{Net: netB, ID: idB, Addr: addr(subB, 3), Ports: []uint16{8080}},
 	}
 	for i, m := range members {
 		l := Link{Netns: top.ctrs[i], HostIf: top.hostIf(i)}
@@ -170,4 +172,83 @@ func TestAttachIsolates(t *testing.T) {
 	if err := top.tools.Detach(ctx, top.hostIf(1)); err != nil {
 		t.Fatalf("second detach: %v", err)
 	}
+}
+
+// Two networks whose /48s collide (another owner named a network so that
+// its prefix is the victim's) are still two networks on one node: the
+// filter admits a packet by the link it came from, a member of the same
+// network, not by its source address. A container of one cannot reach a
+// container of the other even when it sends from an address of the
+// other's subnet.
+func TestAttachIsolatesCollidingPrefixes(t *testing.T) {
+	tools := needRoot(t)
+	top := newTopology(t, tools, 3)
+	ctx := context.Background()
+	victim, attacker := collidingNets[0], collidingNets[1]
+	net, _ := Prefix(collidingChain, victim.twin, victim.name)
+	idV, _ := ID(collidingChain, victim.twin, victim.name)
+	idA, _ := ID(collidingChain, attacker.twin, attacker.name)
+	sub, _ := NodeSubnet(net, 1)
+	addr := func(c uint64) netip.Addr { a, _ := MemberAddr(sub, c, "web"); return a }
+	members := []Member{
+		{Net: net, ID: idV, Addr: addr(1), Ports: []uint16{8080}},
+		{Net: net, ID: idV, Addr: addr(2), Ports: []uint16{8080}},
+		{Net: net, ID: idA, Addr: addr(3), Ports: []uint16{8080}},
+	}
+	for i, m := range members {
+		if err := top.tools.Attach(ctx, Link{Netns: top.ctrs[i], HostIf: top.hostIf(i)}, m); err != nil {
+			t.Fatal(err)
+		}
+		listen(t, top.ctrs[i], m.Addr, 8080)
+	}
+	time.Sleep(200 * time.Millisecond) // addresses settle (nodad: no DAD wait)
+	if !canPing(top.ctrs[0], members[1].Addr) || !canTCP(t, top.ctrs[1], members[0].Addr, 8080) {
+		t.Fatal("members of one network cannot reach each other")
+	}
+	for _, pair := range [][2]int{{2, 0}, {2, 1}, {0, 2}} {
+		from, to := pair[0], pair[1]
+		if canPing(top.ctrs[from], members[to].Addr) || canTCP(t, top.ctrs[from], members[to].Addr, 8080) {
+			t.Fatalf("container %d (network %s) reached container %d (network %s) through their common prefix %s",
+				from, members[from].ID, to, members[to].ID, net)
+		}
+	}
+	// Sending from a victim's address does not help: the link is not a
+	// member, and a link sends only from its own address.
+	sh(t, "ip", "-n", top.ctrs[2], "-6", "addr", "add", addr(4).String()+"/128", "dev", "eth0", "nodad")
+	if canTCPFrom(t, top.ctrs[2], addr(4), members[0].Addr, 8080) {
+		t.Fatal("a spoofed source address reached the victim")
+	}
+	// Moving the link to the victim's network (a new container in the
+	// slot) takes it out of the attacker's set.
+	if err := top.tools.Attach(ctx, Link{Netns: top.ctrs[2], HostIf: top.hostIf(2)}, Member{Net: net, ID: idV, Addr: addr(3), Ports: []uint16{8080}}); err != nil {
+		t.Fatal(err)
+	}
+	sets, err := top.tools.memberSets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sets[membersSet(idA)]; len(got) != 0 {
+		t.Errorf("the attacker's set still holds %v", got)
+	}
+	for i := range members {
+		if err := top.tools.Detach(ctx, top.hostIf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sets, _ := top.tools.memberSets(ctx); len(sets) != 0 {
+		t.Errorf("sets left after every link was detached: %v", sets)
+	}
+}
+
+func canTCPFrom(t *testing.T, ns string, from, to netip.Addr, port int) bool {
+	ok := false
+	inNetns(t, ns, func() {
+		d := net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: from.AsSlice()}}
+		c, err := d.Dial("tcp6", netip.AddrPortFrom(to, uint16(port)).String())
+		if err == nil {
+			ok = true
+			c.Close()
+		}
+	})
+	return ok
 }

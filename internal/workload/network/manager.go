@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
@@ -38,6 +39,9 @@ type Manager struct {
 	root   string
 	locks  workload.Locks
 	events workload.EventQueues
+	// claim serializes the creation of records, so that of two networks
+	// with one prefix only the first gets one.
+	claim sync.Mutex
 }
 
 // record is a network workload's state.json.
@@ -56,6 +60,7 @@ func (r *record) LayoutVersion() int { return r.Version }
 var (
 	_ workload.Manager  = (*Manager)(nil)
 	_ workload.Networks = (*Manager)(nil)
+	_ workload.Admitter = (*Manager)(nil)
 )
 
 // New returns a manager keeping its records below cfg.DataDir.
@@ -64,7 +69,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("network: Config needs DataDir, Log, Clock, Chain and Tools")
 	}
 	if cfg.NodeID == 0 || cfg.NodeID > MaxNodeID {
-		return nil, fmt.Errorf("network: node %d cannot hold networks: node ids 1..%d can", cfg.NodeID, MaxNodeID)
+		return nil, &workload.UnavailableError{Type: spec.TypeNetwork,
+			Reason: fmt.Sprintf("node id %d has no subnet in private networks: only nodes 1..%d do", cfg.NodeID, MaxNodeID)}
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -127,11 +133,8 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.dir(ref), 0o700); err != nil {
-		return fmt.Errorf("network %s: %w", w.Name, err)
-	}
-	if err := statefile.Save(m.state(ref), &rec); err != nil {
-		return fmt.Errorf("network %s: %w", w.Name, err)
+	if err := m.save(ref, rec, !ok); err != nil {
+		return err
 	}
 	if err := m.ensureNode(ctx, rec); err != nil {
 		return workload.Retryable(err, "network %s: %v", w.Name, err)
@@ -140,6 +143,66 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 		m.event(ref, eventlog.KindReady, fmt.Sprintf("network %s: this node's subnet is %s", rec.Net, rec.Subnet))
 	}
 	return nil
+}
+
+// save writes ref's record; a new one only if no other network on this
+// node has its prefix.
+func (m *Manager) save(ref workload.Ref, rec record, isNew bool) error {
+	m.claim.Lock()
+	defer m.claim.Unlock()
+	if isNew {
+		if err := m.collision(ref, rec); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(m.dir(ref), 0o700); err != nil {
+		return fmt.Errorf("network %s: %w", ref.Name, err)
+	}
+	if err := statefile.Save(m.state(ref), &rec); err != nil {
+		return fmt.Errorf("network %s: %w", ref.Name, err)
+	}
+	return nil
+}
+
+// collision refuses rec, permanently, when a network of another owner or
+// name on this node has its prefix: its containers would be addressed in
+// the same /64s, which the overlay tells apart by prefix alone.
+func (m *Manager) collision(ref workload.Ref, rec record) error {
+	refs, err := m.List(context.Background())
+	if err != nil {
+		return fmt.Errorf("network %s: %w", ref.Name, err)
+	}
+	for _, r := range refs {
+		if r == ref {
+			continue
+		}
+		other, ok, err := m.load(r)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", ref.Name, err)
+		}
+		if ok && other.Net == rec.Net && (other.Owner != rec.Owner || other.Name != rec.Name) {
+			return workload.Permanent(workload.ErrInvalid,
+				"network %s: its prefix %s is taken on this node by another network; rename the network or deploy to another node", ref.Name, rec.Net)
+		}
+	}
+	return nil
+}
+
+// Admit implements workload.Admitter: it refuses a network whose prefix
+// another network on this node already has.
+func (m *Manager) Admit(_ context.Context, d workload.Deployment, w spec.Workload) error {
+	if err := check(w); err != nil {
+		return err
+	}
+	rec, err := m.newRecord(d, w)
+	if err != nil {
+		return err
+	}
+	ref := workload.Ref{Deployment: d.ID, Name: w.Name}
+	if _, ok, err := m.load(ref); err != nil || ok {
+		return err // it has its record: it holds the prefix
+	}
+	return m.collision(ref, rec)
 }
 
 func (m *Manager) newRecord(d workload.Deployment, w spec.Workload) (record, error) {
@@ -162,12 +225,14 @@ func (m *Manager) ensureNode(ctx context.Context, rec record) error {
 	if err := m.cfg.Tools.EnableForwarding(ctx); err != nil {
 		return err
 	}
-	if err := m.cfg.Tools.ensureBase(ctx); err != nil {
-		return err
-	}
+	var uplinks []string
 	routes := fmt.Sprintf("route replace unreachable %s\n", rec.Subnet)
 	if m.cfg.OverlayDev != "" {
+		uplinks = append(uplinks, m.cfg.OverlayDev)
 		routes += fmt.Sprintf("route replace %s dev %s\n", rec.Net, m.cfg.OverlayDev)
+	}
+	if err := m.cfg.Tools.ensureBase(ctx, uplinks...); err != nil {
+		return err
 	}
 	return m.cfg.Tools.ip(ctx, m.cfg.Tools.Netns, "-6", "-batch", "-", routes)
 }
@@ -259,7 +324,11 @@ func (m *Manager) Network(_ context.Context, d workload.Deployment, name string)
 	case !ok:
 		return workload.NetAttach{}, fmt.Errorf("network %s: %w", name, workload.ErrNotFound)
 	}
-	return workload.NetAttach{Net: rec.Net, Subnet: rec.Subnet}, nil
+	id, err := ID(m.cfg.Chain, rec.Owner, rec.Name)
+	if err != nil {
+		return workload.NetAttach{}, fmt.Errorf("network %s: %w", name, err)
+	}
+	return workload.NetAttach{Net: rec.Net, Subnet: rec.Subnet, ID: id}, nil
 }
 
 func (m *Manager) event(ref workload.Ref, kind, reason string) {

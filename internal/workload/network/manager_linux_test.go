@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -94,5 +95,48 @@ func TestRoutesFollowUse(t *testing.T) {
 	}
 	if strings.Contains(routes(), n.Subnet.String()) {
 		t.Fatalf("route left after the last user:\n%s", routes())
+	}
+}
+
+// A network whose prefix collides with another owner's network already on
+// the node is refused, before the node accepts its contract (Admit) and
+// when it is provisioned anyway; the first keeps its prefix, and another
+// deployment of the same network still joins it.
+func TestRefusesCollidingPrefix(t *testing.T) {
+	tools := testNode(t)
+	m, err := New(Config{DataDir: t.TempDir(), Log: slog.New(slog.DiscardHandler), Clock: workload.SystemClock{},
+		Chain: collidingChain, NodeID: 5, Tools: tools})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	victim, attacker := collidingNets[0], collidingNets[1]
+	dv := workload.Deployment{ID: 1, Generation: 1, Owner: victim.twin}
+	da := workload.Deployment{ID: 2, Generation: 1, Owner: attacker.twin}
+	wv := spec.Workload{Name: victim.name, Type: spec.TypeNetwork}
+	wa := spec.Workload{Name: attacker.name, Type: spec.TypeNetwork}
+	if err := m.Admit(ctx, dv, wv); err != nil {
+		t.Fatalf("admit the first network: %v", err)
+	}
+	if err := m.Provision(ctx, dv, wv); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{"Admit": m.Admit(ctx, da, wa), "Provision": m.Provision(ctx, da, wa)} {
+		if !workload.IsPermanent(err) || !strings.Contains(workload.Reason(err), "prefix") {
+			t.Errorf("%s of a network with another owner's prefix: %v, want a permanent refusal naming the prefix", what, err)
+		}
+	}
+	if _, err := m.Network(ctx, da, attacker.name); !errors.Is(err, workload.ErrNotFound) {
+		t.Errorf("the refused network has a record: %v", err)
+	}
+	again := workload.Deployment{ID: 3, Generation: 1, Owner: victim.twin}
+	if err := m.Admit(ctx, again, wv); err != nil {
+		t.Fatalf("admit the same network for another deployment: %v", err)
+	}
+	if err := m.Provision(ctx, again, wv); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Provision(ctx, dv, wv); err != nil {
+		t.Fatalf("provision the first network again: %v", err)
 	}
 }

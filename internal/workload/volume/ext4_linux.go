@@ -25,10 +25,10 @@ var tools = []string{"mkfs.ext4", "e2fsck", "resize2fs", "losetup", "mount"}
 // machine, or nil when they can.
 func probeLoop() error {
 	if os.Geteuid() != 0 {
-		return errors.New("not running as root")
+		return errors.New("not running as root, which mounting volumes needs")
 	}
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		return errors.New("no loop devices")
+		return errors.New("no loop devices (/dev/loop-control is missing: load the loop kernel module)")
 	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {

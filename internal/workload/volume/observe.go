@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // Deprovision implements workload.Manager. It refuses (retryable) to
@@ -35,6 +37,9 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 	}
 	os.Remove(m.layout.dir(workload.Ref{Deployment: d.ID})) // the deployment's directory, when empty
 	m.events.Drop(ref)
+	if err := m.ids.Release(d.ID, idmap.Holder(spec.TypeVolume, name)); err != nil {
+		return fmt.Errorf("volume %s: %w", name, err)
+	}
 	m.log.Info("volume removed", "deployment", d.ID, "volume", name)
 	return nil
 }

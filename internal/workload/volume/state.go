@@ -30,6 +30,11 @@ type record struct {
 	Size       uint64 `json:"size"`             // bytes; the image file's length
 	Kind       string `json:"kind"`             // KindExt4 or KindDir
 	Reason     string `json:"reason,omitempty"` // for KindDir: why the size is not enforced
+	// IDBase is the first host id of the deployment's id range, which
+	// the data is owned in; 0 in a record of an agent that ran containers
+	// without user namespaces (the owners are shifted at the next
+	// Provision).
+	IDBase uint32 `json:"id_base,omitempty"`
 }
 
 // layout computes paths below the volumes root.

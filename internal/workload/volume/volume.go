@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
 )
 
 // MinSize is the smallest volume: below it ext4's own metadata would not
@@ -29,6 +31,11 @@ type Config struct {
 	// machine (nil when they can). Nil means the real check: root,
 	// /dev/loop-control, and the e2fsprogs tools.
 	Probe func() error
+	// IDs allocates each deployment's range of host ids: a volume's data
+	// is owned by the ids its deployment's containers run as. Containers
+	// and volumes of one node share one allocator. Default: an allocator
+	// over DataDir with idmap.DefaultPool.
+	IDs *idmap.Allocator
 }
 
 // Manager runs volume workloads. It is safe for concurrent use.
@@ -37,6 +44,7 @@ type Manager struct {
 	log     *slog.Logger
 	clock   workload.Clock
 	loopErr error // why new volumes are plain directories; nil: ext4
+	ids     *idmap.Allocator
 	locks   workload.Locks
 
 	mu     sync.Mutex
@@ -68,14 +76,33 @@ func New(cfg Config) (*Manager, error) {
 		probe = probeLoop
 	}
 	m := &Manager{
-		layout: layout{root: root}, log: cfg.Log, clock: cfg.Clock, loopErr: probe(),
+		layout: layout{root: root}, log: cfg.Log, clock: cfg.Clock, loopErr: probe(), ids: cfg.IDs,
 		busy: map[workload.Ref]int{},
+	}
+	if m.ids == nil {
+		if m.ids, err = idmap.Open(abs, idmap.DefaultPool); err != nil {
+			return nil, fmt.Errorf("volume: %w", err)
+		}
+	}
+	// A crash between recording a holder and writing the record leaves a
+	// holder without a volume.
+	err = m.ids.Prune(spec.TypeVolume, func(dep uint64, name string) bool {
+		_, err := os.Stat(m.layout.state(workload.Ref{Deployment: dep, Name: name}))
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("volume: %w", err)
 	}
 	if m.loopErr != nil {
 		cfg.Log.Warn("volume sizes will not be enforced", "reason", m.loopErr)
 	}
 	return m, nil
 }
+
+// Unenforced says why this node makes new volumes as plain directories
+// whose size is not enforced (what is missing, and the Debian package that
+// provides it); nil when it makes size-limited ext4 volumes.
+func (m *Manager) Unenforced() error { return m.loopErr }
 
 // Type implements workload.Manager.
 func (m *Manager) Type() string { return spec.TypeVolume }
@@ -111,7 +138,12 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 	case !ok && mustExist:
 		return fmt.Errorf("volume %s: %w", w.Name, workload.ErrNotFound)
 	case !ok:
+		ids, err := m.ids.Acquire(d.ID, idmap.Holder(spec.TypeVolume, w.Name))
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", w.Name, err)
+		}
 		rec = m.newRecord(d, w)
+		rec.IDBase = ids.Base
 		if err := m.layout.save(ref, rec); err != nil {
 			return fmt.Errorf("volume %s: %w", w.Name, err)
 		}
@@ -120,9 +152,36 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 			"volume %s is %d bytes; it cannot shrink to %d (make a new volume and copy the data)", w.Name, rec.Size, w.Resources.Disk)}
 	}
 	if rec.Kind == KindDir {
-		return m.ensureDir(ref, ok)
+		err = m.ensureDir(ref, rec, ok)
+	} else {
+		err = m.ensureExt4(ctx, ref, rec, w.Resources.Disk, ok)
 	}
-	return m.ensureExt4(ctx, ref, rec, w.Resources.Disk, ok)
+	if err != nil || rec.IDBase != 0 {
+		return err
+	}
+	return m.shiftOwners(ctx, ref, rec)
+}
+
+// shiftOwners gives a volume made before containers ran in user
+// namespaces (no id range in its record) to its deployment's range: every
+// file's owner and group id i becomes the range's host id for i. It walks
+// the whole volume once; a crash midway is finished at the next Provision
+// (files already in the range are left alone).
+func (m *Manager) shiftOwners(ctx context.Context, ref workload.Ref, rec record) error {
+	ids, err := m.ids.Acquire(ref.Deployment, idmap.Holder(spec.TypeVolume, ref.Name))
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	n, err := shift(ctx, m.layout.data(ref, rec.Kind), ids)
+	if err != nil {
+		return fmt.Errorf("volume %s: give the files to the deployment's ids: %w", ref.Name, err)
+	}
+	rec.IDBase = ids.Base
+	if err := m.layout.save(ref, rec); err != nil {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	m.event(ref, eventlog.KindReady, fmt.Sprintf("gave its %d files to the deployment's user ids, which its containers now run as", n))
+	return nil
 }
 
 // check validates a volume workload.
@@ -154,9 +213,9 @@ func (m *Manager) newRecord(d workload.Deployment, w spec.Workload) record {
 	return rec
 }
 
-func (m *Manager) ensureDir(ref workload.Ref, existed bool) error {
-	if err := os.MkdirAll(m.layout.data(ref, KindDir), 0o755); err != nil {
-		return fmt.Errorf("volume %s: %w", ref.Name, err)
+func (m *Manager) ensureDir(ref workload.Ref, rec record, existed bool) error {
+	if err := m.ensureData(ref, rec); err != nil {
+		return err
 	}
 	if !existed {
 		m.event(ref, eventlog.KindDegraded, "created as a plain directory: size limit not enforced: "+m.loopErr.Error())
@@ -189,8 +248,38 @@ func (m *Manager) ensureExt4(ctx context.Context, ref workload.Ref, rec record, 
 			return fmt.Errorf("volume %s: %w", ref.Name, err)
 		}
 	}
-	if err := os.MkdirAll(m.layout.data(ref, KindExt4), 0o755); err != nil {
+	return m.ensureData(ref, rec)
+}
+
+// ensureData makes the directory containers mount, owned by the
+// container root of the deployment's id range when it makes it; one that
+// exists is left as it is (its containers may have given it to another of
+// their ids).
+func (m *Manager) ensureData(ref workload.Ref, rec record) error {
+	dir := m.layout.data(ref, rec.Kind)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	tmp := dir + ".new" // made whole, then renamed: a data directory is always owned right
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	ids := idmap.Range{Base: rec.IDBase}
+	if err := os.Lchown(tmp, ids.Host(0), ids.Host(0)); err != nil && !notRoot(err) {
+		return fmt.Errorf("volume %s: %w", ref.Name, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("volume %s: %w", ref.Name, err)
 	}
 	return nil
 }
+
+// notRoot reports whether err is a chown refused because the agent is not
+// root: then no container can run either, and ownership does not matter.
+func notRoot(err error) bool { return errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 }
