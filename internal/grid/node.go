@@ -116,7 +116,10 @@ func (p *nodeProc) removeWorkloads() error {
 			}
 		}
 	}
-	errs = append(errs, unmountUnder(p.data, p.runDir), detachLoops(p.data))
+	// A container's root filesystem is bind-mounted for runc under
+	// /run/zerogrid-rootfs/INSTANCE only while it starts; a node killed
+	// then leaves it.
+	errs = append(errs, unmountUnder(p.data, p.runDir, filepath.Join("/run/zerogrid-rootfs", p.instance())), detachLoops(p.data))
 	_ = os.Remove(filepath.Join("/sys/fs/cgroup/zerogrid", p.instance()))
 	return errors.Join(errs...)
 }

@@ -12,6 +12,14 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/overlay"
+	"github.com/zerogrid/zerogrid/internal/workload/idmap"
+)
+
+// Each node's pool of host ids for containers' user namespaces: node i
+// has nodeIDPoolCount ranges from nodeIDPoolFirst + (i-1) pools on.
+const (
+	nodeIDPoolFirst = 0x70000000
+	nodeIDPoolCount = 256
 )
 
 // startNodes runs the node agents, each (with namespaces) in its own
@@ -83,7 +91,9 @@ func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry st
 	}
 	args := []string{"node", "--ledger", ledgerURL, "--key", g.keys.nodePath(i), "--farm", strconv.FormatUint(g.file.Farm, 10),
 		"--data", p.data, "--approval", g.keys.approval(i), "--trust-root", g.trustRoot, "--run-dir", p.runDir,
-		"--subnet", fmt.Sprintf("10.250.%d.0/24", i), "--heartbeat", g.cfg.Heartbeat.String()}
+		"--subnet", fmt.Sprintf("10.250.%d.0/24", i), "--heartbeat", g.cfg.Heartbeat.String(),
+		// Nodes on one machine must not share host ids: 256 deployments' ranges each.
+		"--id-pool", fmt.Sprintf("%#x:%d", nodeIDPoolFirst+uint64(i-1)*nodeIDPoolCount*idmap.Size, nodeIDPoolCount)}
 	n := Node{}
 	if g.cfg.Namespaces {
 		p.netns = g.net.netns(i)
