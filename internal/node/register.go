@@ -44,12 +44,17 @@ func Register(ctx context.Context, c *client.Client, key identity.PrivateKey, fa
 	if err != nil {
 		return 0, err
 	}
-	res, err := c.Signer(key).Submit(ctx, ledger.Op{NodeRegister: &ledger.NodeRegister{Farm: farm, SealKey: seal.Public(), Approval: *approval}})
-	if err != nil {
+	if _, err := c.Signer(key).Submit(ctx, ledger.Op{NodeRegister: &ledger.NodeRegister{Farm: farm, SealKey: seal.Public(), Approval: *approval}}); err != nil {
 		return 0, fmt.Errorf("register node: %w", err)
 	}
-	log.Info("registered on the ledger", "node", res.ID, "farm", farm, "key", key.Public().NodeString())
-	return res.ID, nil
+	// The node's id is what the state says its key is, read with a proof,
+	// not what the commit notice said.
+	acct, err = c.Account(ctx, key.Public())
+	if err != nil || acct.Node == 0 {
+		return 0, fmt.Errorf("read back the node's registration: %v", err)
+	}
+	log.Info("registered on the ledger", "node", acct.Node, "farm", farm, "key", key.Public().NodeString())
+	return acct.Node, nil
 }
 
 // Heartbeat sends what report says about the node (capacity, version,
