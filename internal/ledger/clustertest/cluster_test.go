@@ -34,6 +34,13 @@ func TestFourValidatorsSurviveOneDown(t *testing.T) {
 	all, live := c.clientsOf(0, 1, 2, 3), c.clientsOf(0, 1, 2)
 	waitHeight(t, all, 3)
 
+	// All four up: a client of validator 0 that checks every header with
+	// the other three as witnesses reads what the chain says.
+	witnessed := dialWitnessed(t, c, 0)
+	if st, err := witnessed.Status(t.Context()); err != nil || !st.Verified || len(st.Validators) != 4 {
+		t.Fatalf("status checked against witnesses: %+v %v", st, err)
+	}
+
 	// All four up: writes through validator 0 reach everyone.
 	w := newWritten()
 	alice := c.clients[0].Signer(newKey(t))
@@ -95,7 +102,24 @@ func startCluster(t *testing.T, n int) *cluster {
 		if err := c.net.checkRPC(i, v.url); err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
-		c.clients = append(c.clients, dial(t, v.name, v.url, &c.root))
+	}
+	// Every validator writes the chain's trust root (block 1, from its own
+	// store) into its home; they must agree, and clients verify from it.
+	for i, home := range homes {
+		var r client.TrustRoot
+		poll(t, c.vals[i].name+" writes trust.json", func(context.Context) error {
+			var err error
+			r, err = client.ReadTrustFile(filepath.Join(home, "trust.json"))
+			return err
+		})
+		if i == 0 {
+			c.root = r
+		} else if r.Chain != c.root.Chain || r.Height != c.root.Height || !bytes.Equal(r.Hash, c.root.Hash) {
+			t.Fatalf("%s's trust root %+v differs from node0's %+v", c.vals[i].name, r, c.root)
+		}
+	}
+	for _, v := range c.vals {
+		c.clients = append(c.clients, dial(t, v.name, v.url, c.root))
 	}
 	return c
 }
@@ -153,6 +177,28 @@ func (c *cluster) validatorAddress(t *testing.T, i int) []byte {
 	return nil
 }
 
+// dialWitnessed dials validator i with every other validator as a witness
+// of the headers it verifies.
+func dialWitnessed(t *testing.T, c *cluster, i int) *client.Client {
+	t.Helper()
+	var others []string
+	for j, v := range c.vals {
+		if j != i {
+			others = append(others, v.url)
+		}
+	}
+	root := c.root
+	wc, err := client.Dial(t.Context(), c.vals[i].url, client.Options{CommitTimeout: commitTimeout, TrustRoot: &root, Witnesses: others})
+	if err != nil {
+		t.Fatalf("dial %s with witnesses: %v", c.vals[i].name, err)
+	}
+	t.Cleanup(wc.Close)
+	if _, err := wc.ChainInfo(t.Context()); err != nil {
+		t.Fatalf("read through %s with witnesses: %v", c.vals[i].name, err)
+	}
+	return wc
+}
+
 // requireDown checks that validator i's RPC no longer answers.
 func (c *cluster) requireDown(t *testing.T, i int) {
 	t.Helper()
@@ -168,7 +214,7 @@ func (c *cluster) restart(t *testing.T, i int) {
 	t.Helper()
 	v := c.vals[i]
 	v.start(t)
-	c.clients[i] = dial(t, v.name, v.url, &c.root)
+	c.clients[i] = dial(t, v.name, v.url, c.root)
 }
 
 // stopAll sends SIGTERM to every running validator at once and requires
