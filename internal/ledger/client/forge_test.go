@@ -93,6 +93,13 @@ func TestRefusesForgedAnswers(t *testing.T) {
 		t.Fatalf("a trust file of another chain: %v", err)
 	}
 
+	// A root older than its trust period is refused, saying what to do.
+	old := root
+	old.Period = time.Millisecond
+	if _, err := client.Dial(t.Context(), honest.URL(), client.Options{TrustRoot: &old}); !errors.Is(err, client.ErrUntrusted) || !strings.Contains(err.Error(), "--trust-options") {
+		t.Fatalf("an expired trust root: %v", err)
+	}
+
 	// A client that starts from the trust file while the validator lies
 	// refuses to start.
 	if _, err := client.Dial(t.Context(), proxy.URL, client.Options{TrustFile: trust}); !errors.Is(err, client.ErrUntrusted) {
