@@ -62,7 +62,7 @@ func TestDeployExampleAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy printed %q", out)
 	}
-	c, err := client.Dial(t.Context(), url, client.Options{})
+	c, err := client.Dial(t.Context(), url, client.Options{TrustFile: os.Getenv("ZGRID_TRUST")})
 	if err != nil {
 		t.Fatal(err)
 	}

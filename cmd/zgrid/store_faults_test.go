@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerogrid/zerogrid/internal/atomicfile"
 	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 	"github.com/zerogrid/zerogrid/internal/zdb"
 )
@@ -229,8 +230,11 @@ func TestCLIStoreFaultsZDB(t *testing.T) {
 		_, _, getErr = run(t, "store", "get", "--config", cfg, "healthy.bin", dst)
 	}()
 	mid = killWhen(func() bool {
-		tmp, _ := filepath.Glob(filepath.Join(work, ".got-healthy.zgrid-*"))
+		tmp, _ := filepath.Glob(filepath.Join(work, ".got-healthy*"))
 		for _, p := range tmp {
+			if !atomicfile.IsTemp(filepath.Base(p)) {
+				continue
+			}
 			if fi, err := os.Stat(p); err == nil && fi.Size() >= 1<<20 {
 				return true
 			}

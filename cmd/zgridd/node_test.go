@@ -111,7 +111,7 @@ func TestNodeReportsWhatItCannotRun(t *testing.T) {
 	b, _ := json.Marshal(ap)
 	os.WriteFile(apFile, b, 0o600)
 	p := exec.Command(bin, "node", "--ledger", c.URL(), "--key", keyFile, "--farm", fmt.Sprint(farm), "--data", filepath.Join(dir, "data"),
-		"--approval", apFile, "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"))
+		"--approval", apFile, "--trust-root", ledgertest.TrustFile(t, c), "--heartbeat", "1s", "--run-dir", filepath.Join(dir, "run"))
 	p.Env = append(os.Environ(), "ZGRID_PASSPHRASE="+testPass, "PATH="+t.TempDir()) // an empty PATH: no runc, no mkfs.ext4
 	logf, _ := os.Create(filepath.Join(dir, "node.log"))
 	p.Stdout, p.Stderr = logf, logf
