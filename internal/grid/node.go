@@ -161,20 +161,31 @@ func unescapeMount(s string) string {
 
 // detachLoops detaches loop devices backed by files below dir.
 func detachLoops(dir string) error {
-	out, err := exec.Command("losetup", "-n", "-l", "-O", "NAME,BACK-FILE").Output()
-	if err != nil {
-		return nil // no losetup, or no loop devices
-	}
-	var errs []error
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && strings.HasPrefix(f[1], dir+"/") {
-			if b, err := exec.Command("losetup", "-d", f[0]).CombinedOutput(); err != nil {
-				errs = append(errs, fmt.Errorf("losetup -d %s: %w: %s", f[0], err, b))
+	// A loop device stays while anything still holds its mount, such as the
+	// mount namespace of a container runc has just killed: ask again until
+	// none is left, for a few seconds.
+	var left []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := exec.Command("losetup", "-n", "-l", "-O", "NAME,BACK-FILE").Output()
+		if err != nil {
+			return nil // no losetup, or no loop devices
+		}
+		left = left[:0]
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && strings.HasPrefix(f[1], dir+"/") {
+				_ = exec.Command("losetup", "-d", f[0]).Run()
+				left = append(left, f[0])
 			}
 		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
-	return errors.Join(errs...)
+	if len(left) > 0 {
+		return fmt.Errorf("loop devices %s of %s are still attached", strings.Join(left, ", "), dir)
+	}
+	return nil
 }
 
 // spawn starts argv with env added, stderr appended to logPath and stdout
