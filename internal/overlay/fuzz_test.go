@@ -14,13 +14,15 @@ func sampleEnvelopes(t testing.TB) [][]byte {
 	dk, _ := mlkem.GenerateKey768()
 	id, _ := identity.NewPrivateKey(bytes.Repeat([]byte{1}, 32))
 	h := header{From: id.Public(), Epoch: 5, Expires: 99}
-	init := &pskInit{header: h, EK: dk.EncapsulationKey().Bytes()}
-	sig, _ := id.Sign(tagInit, 1, init)
 	_, ct := dk.EncapsulationKey().Encapsulate()
-	resp := &pskResp{header: h, CT: ct}
 	var out [][]byte
-	for _, e := range []*envelope{{Init: init, Sig: sig}, {Resp: resp, Sig: sig}} {
-		b, err := wire.Marshal(e)
+	for _, m := range []any{
+		&pskInit{header: h, EK: dk.EncapsulationKey().Bytes()},
+		&pskResp{header: h, CT: ct},
+		&pskConfirm{header: h, RespHash: [32]byte{1}},
+		&pskAck{header: h, RespHash: [32]byte{2}},
+	} {
+		b, err := seal(id, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,8 +48,14 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 			return
 		}
-		if (e.Init == nil) == (e.Resp == nil) {
-			t.Fatal("decoded an envelope with not exactly one message")
+		n := 0
+		for _, present := range []bool{e.Init != nil, e.Resp != nil, e.Confirm != nil, e.Ack != nil} {
+			if present {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("decoded an envelope with %d messages", n)
 		}
 		again, err := wire.Marshal(e)
 		if err != nil || !bytes.Equal(again, b) {
@@ -69,7 +77,9 @@ func TestDecodeEnvelopeRefuses(t *testing.T) {
 	e.Init.EK = e.Init.EK[:100]
 	short, _ := wire.Marshal(&e)
 	both, _ := wire.Marshal(&envelope{Init: &pskInit{EK: make([]byte, mlkem.EncapsulationKeySize768)}, Resp: &pskResp{CT: make([]byte, mlkem.CiphertextSize768)}})
-	for name, b := range map[string][]byte{"short key": short, "both": both, "empty": {0xa0}, "huge": make([]byte, maxMessage+1)} {
+	confirmAck, _ := wire.Marshal(&envelope{Confirm: &pskConfirm{}, Ack: &pskAck{}})
+	for name, b := range map[string][]byte{"short key": short, "init and resp": both, "confirm and ack": confirmAck,
+		"empty": {0xa0}, "huge": make([]byte, maxMessage+1)} {
 		if _, err := decodeEnvelope(b); !errors.Is(err, ErrMessage) {
 			t.Errorf("%s: %v, want ErrMessage", name, err)
 		}
