@@ -20,6 +20,9 @@
 //     the next WireGuard handshake, so traffic never stops for it; a
 //     pair's first key is followed by a handshake at once, so its
 //     sessions are post-quantum within a second of contact.
+//   - Policy: a peer whose sessions have no post-quantum key after
+//     PQGrace is cut off (all traffic but the key exchange) until they
+//     have one, and listed in Problems.
 //   - Firewall: a default-deny inbound nftables filter for a workload's
 //     namespace, opened only for its declared TCP and UDP ports.
 //

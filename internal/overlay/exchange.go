@@ -55,6 +55,7 @@ type pair struct {
 	hsAtInstall    time.Time // the device's last handshake when the first key was installed
 	pq             bool      // a WireGuard handshake completed since: sessions use the key
 	classicalSince time.Time // when the pair started without a post-quantum session
+	blocked        bool      // past PQGrace without one: traffic stopped
 	lastHS         time.Time // the device's last handshake as last seen
 	progress       time.Time // when the pair was added or lastHS last changed
 	failures       int       // exchanges failed in a row
@@ -93,8 +94,7 @@ type exchange struct {
 	pairs map[Key]*pair
 	// rotations counts installed keys per peer, for tests and the bench.
 	rotations map[Key]int
-	// recoveries counts keys dropped by the watchdog, for tests.
-	recoveries int
+	stats     counters
 }
 
 func newExchange(o *Overlay, c packetConn) *exchange {
@@ -212,10 +212,11 @@ func (x *exchange) initiate(ctx context.Context, k Key, kick <-chan struct{}) {
 	}
 }
 
-// failed records a failed exchange: counted, logged at debug, and as a
-// warning at the third failure in a row (then every tenth) while the pair
-// has no post-quantum session.
+// failed records a failed exchange: counted, logged at debug the first
+// times and as a warning while the pair has no post-quantum session (see
+// Overlay.Problems for what the node reports).
 func (x *exchange) failed(k Key, err error) {
+	x.stats.failed.Add(1)
 	x.mu.Lock()
 	p := x.pairs[k]
 	n, pq := 0, true
@@ -541,6 +542,7 @@ func (x *exchange) install(k Key, psk Key) (bool, time.Time, error) {
 	}
 	x.rotations[k]++
 	x.mu.Unlock()
+	x.stats.installed.Add(1)
 	return first, hs, nil
 }
 

@@ -56,8 +56,8 @@ func TestFreshPairs(t *testing.T) {
 			if !up {
 				ka, _ := a.ov.PresharedKey(b.ov.PublicKey())
 				kb, _ := b.ov.PresharedKey(a.ov.PublicKey())
-				t.Fatalf("no post-quantum session within %s: keys agree %v (set: %v, %v)",
-					freshPairDeadline, ka == kb, ka != Key{}, kb != Key{})
+				t.Fatalf("no post-quantum session within %s: keys agree %v (set: %v, %v), problems %+v %+v",
+					freshPairDeadline, ka == kb, ka != Key{}, kb != Key{}, a.ov.Problems(), b.ov.Problems())
 			}
 			if !reaches(t, a, b, 5*time.Second) || !reaches(t, b, a, 5*time.Second) {
 				t.Fatal("a post-quantum pair carries no traffic")

@@ -33,7 +33,14 @@ const (
 	// handshake no WireGuard session with the peer is alive, so dropping
 	// the pre-shared key cannot disturb traffic.
 	DefaultRecover = device.RejectAfterTime
-	keepalive      = 25 // seconds: keeps NAT mappings and detects dead peers
+	// DefaultPQGrace is how long a pair may carry traffic without a
+	// post-quantum session (a first exchange normally completes within a
+	// second or two of contact).
+	DefaultPQGrace = 30 * time.Second
+	// MaxPQGrace bounds Config.PQGrace: the policy cannot be turned off by
+	// a grace period too long to matter.
+	MaxPQGrace = 10 * time.Minute
+	keepalive  = 25 // seconds: keeps NAT mappings and detects dead peers
 )
 
 // Config configures an Overlay.
@@ -52,6 +59,13 @@ type Config struct {
 	// cannot run), the key is dropped so a classical handshake brings the
 	// tunnel back, and a new exchange follows. Default DefaultRecover.
 	Recover time.Duration
+	// PQGrace is how long traffic with a peer may flow without a
+	// post-quantum session (one whose WireGuard handshake used a
+	// pre-shared key from the ML-KEM exchange): after that, all traffic
+	// with the peer but the key exchange itself stops until the exchange
+	// succeeds. Default DefaultPQGrace, at most MaxPQGrace. There is no
+	// setting that allows classical-only peers.
+	PQGrace time.Duration
 	// IP is the path of iproute2's ip; default found on PATH.
 	IP     string
 	Logger *slog.Logger
@@ -77,6 +91,7 @@ type Overlay struct {
 	pub  Key
 	addr netip.Addr
 	dev  *device.Device
+	gate *gate
 	psk  *exchange
 
 	mu    sync.Mutex
@@ -159,8 +174,10 @@ func newOverlay(cfg Config) (*Overlay, error) {
 	return &Overlay{cfg: cfg, log: cfg.Logger, priv: priv, pub: pub, addr: addr, peers: map[Key]Peer{}}, nil
 }
 
-// startDevice starts WireGuard on t and bind; on error t is closed.
+// startDevice starts WireGuard on t (behind the gate) and bind; on error
+// t is closed.
 func (o *Overlay) startDevice(t tun.Device, bind conn.Bind) error {
+	o.gate = &gate{Device: t, self: o.addr}
 	debug := func(prefix string) func(string, ...any) {
 		return func(f string, a ...any) {
 			if o.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -168,7 +185,7 @@ func (o *Overlay) startDevice(t tun.Device, bind conn.Bind) error {
 			}
 		}
 	}
-	o.dev = device.NewDevice(t, bind, &device.Logger{Verbosef: debug("wireguard: "), Errorf: debug("wireguard error: ")})
+	o.dev = device.NewDevice(o.gate, bind, &device.Logger{Verbosef: debug("wireguard: "), Errorf: debug("wireguard error: ")})
 	if err := o.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", o.priv, o.cfg.ListenPort)); err != nil {
 		o.dev.Close()
 		return fmt.Errorf("overlay: configure: %w", err)
@@ -187,6 +204,9 @@ func (c *Config) defaults() error {
 	if c.Prefix.Bits() != 48 {
 		return fmt.Errorf("overlay: prefix %s: want an IPv6 /48", c.Prefix)
 	}
+	if c.PQGrace < 0 || c.PQGrace > MaxPQGrace {
+		return fmt.Errorf("overlay: post-quantum grace period %s: want at most %s (0: the default, %s)", c.PQGrace, MaxPQGrace, DefaultPQGrace)
+	}
 	if c.Rotate < 0 || c.Recover < 0 {
 		return errors.New("overlay: Rotate and Recover cannot be negative")
 	}
@@ -204,6 +224,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Recover == 0 {
 		c.Recover = DefaultRecover
+	}
+	if c.PQGrace == 0 {
+		c.PQGrace = DefaultPQGrace
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -284,6 +307,7 @@ func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	o.peers = want
 	o.psk.peersChanged(want, gone)
+	o.updateGateLocked()
 	return refused
 }
 

@@ -179,7 +179,7 @@ func TestMesh(t *testing.T) {
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b && !waitFor(10*time.Second, nil, func() bool { return a.ov.PostQuantum(b.ov.PublicKey()) }) {
-				t.Fatalf("%s has no post-quantum session with %s", a.ns, b.ns)
+				t.Fatalf("%s has no post-quantum session with %s: %+v", a.ns, b.ns, a.ov.Problems())
 			}
 		}
 	}

@@ -2,11 +2,17 @@ package overlay
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zerogrid/zerogrid/internal/identity"
 )
 
 // waitPQ waits until both nodes hold the same key other than not and
@@ -26,7 +32,7 @@ func waitPQ(t testing.TB, nodes [2]*memNode, not Key, within time.Duration, step
 		return k != (Key{}) && k != not && a.ov.PostQuantum(b.ov.PublicKey()) && b.ov.PostQuantum(a.ov.PublicKey())
 	})
 	if !ok {
-		t.Fatalf("no new post-quantum key agreed within %s", within)
+		t.Fatalf("no new post-quantum key agreed within %s (problems: %+v, %+v)", within, a.ov.Problems(), b.ov.Problems())
 	}
 	return k
 }
@@ -145,7 +151,7 @@ func TestPSKRecovers(t *testing.T) {
 	const recoverAfter = 20 * time.Second
 	clk := newFakeClock()
 	step := func() { clk.Advance(10 * time.Millisecond) }
-	nodes := newMemPair(t, func(_ int, c *Config) { c.Clock, c.Recover = clk, recoverAfter })
+	nodes := newMemPair(t, func(_ int, c *Config) { c.Clock, c.Recover, c.PQGrace = clk, recoverAfter, MaxPQGrace })
 	psk := waitPQ(t, nodes, Key{}, 10*time.Second, step)
 	ini, resp := roles(nodes)
 	for _, lost := range []*memNode{resp, ini} {
@@ -170,12 +176,152 @@ func TestPSKRecovers(t *testing.T) {
 		psk = waitPQ(t, nodes, psk, 10*time.Second, step)
 		t.Logf("key lost by the %s: recovered", map[bool]string{true: "initiator", false: "responder"}[lost == ini])
 	}
-	ini.ov.psk.mu.Lock()
-	resp.ov.psk.mu.Lock()
-	n := ini.ov.psk.recoveries + resp.ov.psk.recoveries
-	resp.ov.psk.mu.Unlock()
-	ini.ov.psk.mu.Unlock()
-	if n != 2 {
+	if n := ini.ov.psk.stats.recoveries.Load() + resp.ov.psk.stats.recoveries.Load(); n != 2 {
 		t.Fatalf("%d keys dropped by the watchdog, want 2 (one per loss)", n)
 	}
+}
+
+// A peer without a post-quantum key past PQGrace is cut off: datagrams
+// from and to its overlay address and its networks are dropped both ways,
+// and the node reports it among its problems; the key exchange itself
+// still passes, and once it succeeds traffic resumes.
+func TestPQPolicy(t *testing.T) {
+	t.Parallel()
+	const grace = 3 * reportAfter
+	clk := newFakeClock()
+	step := func() { clk.Advance(10 * time.Millisecond) }
+	netA := netip.MustParsePrefix("fd4a:1::/64")
+	nodes := newMemNodes(t, func(_ int, c *Config) { c.Clock, c.PQGrace = clk, grace })
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	// b gets a's identity wrong (as with a node on another ledger), so no
+	// exchange between them can succeed; it allows a's network. The wrong
+	// identity is on the same side of b's as a's, so both agree who
+	// initiates.
+	var stranger identity.PublicKey
+	for {
+		k, err := identity.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stranger = k.Public()
+		if b.ov.psk.initiates(stranger) == b.ov.psk.initiates(a.id.Public()) {
+			break
+		}
+	}
+	wrong := a.peer()
+	wrong.Identity, wrong.Networks = stranger, []netip.Prefix{netA}
+	if err := b.ov.SetPeers(ctx, []Peer{wrong}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ov.SetPeers(ctx, []Peer{b.peer()}); err != nil {
+		t.Fatal(err)
+	}
+	fromNet := netip.AddrPortFrom(netip.MustParseAddr("fd4a:1::7"), 7)
+	toB := netip.AddrPortFrom(b.ov.Address(), 7)
+	crosses := func(d time.Duration) (overlay, network, back bool) {
+		return reaches(t, a, b, d), sends(t, a, b, fromNet, toB, d), reaches(t, b, a, d)
+	}
+	// The first datagram a sends may cross b's first handshake (WireGuard
+	// then retries after 5 s).
+	if o, n, bk := crosses(15 * time.Second); !o || !n || !bk {
+		t.Fatalf("within the grace period traffic flows classically: overlay %v, network %v, back %v", o, n, bk)
+	}
+	// Within reportAfter, the initiator reports its failed exchanges (the
+	// responder sees none); after it, both report the peer.
+	ini, _ := roles(nodes)
+	if !waitFor(10*time.Second, step, func() bool { return len(ini.ov.Problems()) == 1 && ini.ov.Problems()[0].Failures > 0 }) {
+		t.Fatalf("failed exchanges are not reported: %+v", ini.ov.Problems())
+	}
+	clk.Advance(reportAfter)
+	for _, n := range nodes {
+		if ps := n.ov.Problems(); len(ps) != 1 || ps[0].Blocked {
+			n.ov.psk.mu.Lock()
+			for _, p := range n.ov.psk.pairs {
+				t.Logf("pair %+v now %v", *p, clk.Now())
+			}
+			n.ov.psk.mu.Unlock()
+			t.Fatalf("after %s without a post-quantum key: problems %+v, want the peer not blocked yet", reportAfter, ps)
+		}
+	}
+	clk.Advance(grace)
+	a.ov.psk.check()
+	b.ov.psk.check()
+	if o, n, bk := crosses(time.Second); o || n || bk {
+		t.Fatalf("past the grace period without a post-quantum key traffic still flows: overlay %v, network %v, back %v", o, n, bk)
+	}
+	if v := metric(t, b.ov, "zgrid_overlay_peers", "blocked"); v != 1 {
+		t.Fatalf("metrics: %v blocked peers, want 1", v)
+	}
+	if v := metric(t, ini.ov, "zgrid_overlay_psk_exchange_failures_total", ""); v == 0 {
+		t.Fatal("metrics: no failed exchange counted")
+	}
+	for _, n := range nodes {
+		ps := n.ov.Problems()
+		if len(ps) != 1 || !ps[0].Blocked {
+			t.Fatalf("problems %+v, want the peer blocked", ps)
+		}
+	}
+	// b learns a's identity: the exchange (which the gate lets through)
+	// succeeds and traffic resumes.
+	right := a.peer()
+	right.Networks = []netip.Prefix{netA}
+	if err := b.ov.SetPeers(ctx, []Peer{right}); err != nil {
+		t.Fatal(err)
+	}
+	waitPQ(t, nodes, Key{}, 20*time.Second, step)
+	if o, n, bk := crosses(5 * time.Second); !o || !n || !bk {
+		t.Fatalf("on a post-quantum key traffic does not resume: overlay %v, network %v, back %v", o, n, bk)
+	}
+	if ps := append(a.ov.Problems(), b.ov.Problems()...); len(ps) != 0 {
+		t.Fatalf("problems left: %+v", ps)
+	}
+	if pq, blocked := metric(t, b.ov, "zgrid_overlay_peers", "pq"), metric(t, b.ov, "zgrid_overlay_peers", "blocked"); pq != 1 || blocked != 0 {
+		t.Fatalf("metrics: %v post-quantum and %v blocked peers, want 1 and 0", pq, blocked)
+	}
+	if v := metric(t, b.ov, "zgrid_overlay_psk_installed_total", ""); v == 0 {
+		t.Fatal("metrics: no installed key counted")
+	}
+}
+
+// metric returns the value of the overlay's metric name (with state
+// label state, if not empty).
+func metric(t *testing.T, o *Overlay, name, state string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(o.Collector())
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if state != "" && (len(m.GetLabel()) != 1 || m.GetLabel()[0].GetValue() != state) {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s %s", name, state)
+	return 0
+}
+
+// sends reports whether a datagram from src (an address of a's) to dst
+// reaches b within d.
+func sends(t *testing.T, a, b *memNode, src, dst netip.AddrPort, d time.Duration) bool {
+	msg := fmt.Appendf(nil, "from %s at %d", src, time.Now().UnixNano())
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		a.send(t, src, dst, msg)
+		if b.receive(msg, 100*time.Millisecond) {
+			return true
+		}
+	}
+	return false
 }
