@@ -31,9 +31,13 @@ func startOverlay(f *nodeFlags, key identity.PrivateKey, chain string, log *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	pub := ov.PublicKey()
+	announce, err := node.OverlayAnnouncement(key, chain, ep)
+	if err != nil {
+		ov.Close()
+		return nil, nil, err
+	}
 	log.Info("on the overlay", "address", ov.Address().String(), "endpoint", ep.String())
-	return ov, &ledger.NodeOverlay{Key: pub[:], Endpoint: ep.String()}, nil
+	return ov, announce, nil
 }
 
 // Condition types of overlayConditions.
