@@ -84,14 +84,16 @@ type answered struct {
 
 // exchange runs the key exchange with every peer.
 type exchange struct {
-	o     *Overlay
-	clk   Clock
-	conn  packetConn
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	pairs map[Key]*pair
+	o    *Overlay
+	clk  Clock
+	conn packetConn
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	// checking serializes check; it is taken before mu.
+	checking sync.Mutex
+	mu       sync.Mutex
+	pairs    map[Key]*pair
 	// rotations counts installed keys per peer, for tests and the bench.
 	rotations map[Key]int
 	stats     counters

@@ -52,6 +52,25 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
+// waitTimer waits up to a second (real time) until some goroutine waits
+// for a timer at least min ahead, e.g. a loop for its next round.
+func (c *fakeClock) waitTimer(t testing.TB, min time.Duration) {
+	t.Helper()
+	ok := waitFor(time.Second, nil, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, tm := range c.timers {
+			if tm.at.Sub(c.now) >= min {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("nothing waits for %s or more", min)
+	}
+}
+
 // Advance moves the clock by d and fires the timers due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()

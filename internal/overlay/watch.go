@@ -46,7 +46,12 @@ type stuckPair struct {
 //   - policy: a pair without a post-quantum session for longer than
 //     PQGrace is blocked (all traffic but the key exchange stops, see
 //     gate) until it has one.
+//
+// Checks run one at a time, each on a fresh reading of the device and the
+// clock.
 func (x *exchange) check() {
+	x.checking.Lock()
+	defer x.checking.Unlock()
 	states, err := x.o.states()
 	if err != nil {
 		return
