@@ -285,7 +285,7 @@ func (x *exchange) run(ctx context.Context, k Key) error {
 		}
 		err := x.await(ctx, out.acked, ackTimeout, errNoAck)
 		if err == nil {
-			return x.installFirst(ctx, k, out.psk)
+			return x.installRekey(ctx, k, out.psk)
 		}
 		if !errors.Is(err, errNoAck) {
 			return err
@@ -522,9 +522,10 @@ func (x *exchange) acked(peer Peer, a *pskAck) error {
 	return nil
 }
 
-// install sets psk as peer k's pre-shared key. It reports whether this
-// is the pair's first key (or the first after a recovery) and the
-// device's last handshake with k when it was installed.
+// install sets psk as peer k's pre-shared key. It reports whether the
+// pair's sessions are not post-quantum yet (its first key, or the first
+// after a recovery) and the device's last handshake with k when the key
+// was installed.
 func (x *exchange) install(k Key, psk Key) (bool, time.Time, error) {
 	if err := x.o.setPSK(k, psk); err != nil {
 		return false, time.Time{}, err
@@ -535,9 +536,9 @@ func (x *exchange) install(k Key, psk Key) (bool, time.Time, error) {
 	}
 	x.mu.Lock()
 	p := x.pairs[k]
-	first := p != nil && !p.keyed
+	classical := p != nil && !p.pq
 	if p != nil {
-		if first {
+		if !p.keyed {
 			p.keyed, p.hsAtInstall = true, hs
 		}
 		p.failures, p.lastErr = 0, ""
@@ -545,7 +546,7 @@ func (x *exchange) install(k Key, psk Key) (bool, time.Time, error) {
 	x.rotations[k]++
 	x.mu.Unlock()
 	x.stats.installed.Add(1)
-	return first, hs, nil
+	return classical, hs, nil
 }
 
 // rehandshakeGap is how long after a handshake the initiator waits before
@@ -553,13 +554,14 @@ func (x *exchange) install(k Key, psk Key) (bool, time.Time, error) {
 // device.HandshakeInitationRate (20 ms) of the last one it took.
 const rehandshakeGap = 100 * time.Millisecond
 
-// installFirst is install on the initiator: the pair's first key (or
-// the first after a recovery) is followed by a new WireGuard handshake,
-// so the pair's sessions use it within a round trip rather than at the
-// next rekey, up to 2 minutes later.
-func (x *exchange) installFirst(ctx context.Context, k Key, psk Key) error {
-	first, hs, err := x.install(k, psk)
-	if err != nil || !first {
+// installRekey is install on the initiator: while the pair's sessions
+// are not post-quantum (its first key, or the first after a recovery),
+// the key is followed by a new WireGuard handshake, so the sessions use
+// it within a round trip rather than at the next rekey, up to 2 minutes
+// later. Renewals of a post-quantum pair's key wait for the next rekey.
+func (x *exchange) installRekey(ctx context.Context, k Key, psk Key) error {
+	classical, hs, err := x.install(k, psk)
+	if err != nil || !classical {
 		return err
 	}
 	// WireGuard's handshake times are on the system clock.
