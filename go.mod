@@ -3,6 +3,7 @@ module github.com/zerogrid/zerogrid
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/btcsuite/btcd/btcutil v1.1.6
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/cometbft/cometbft v1.0.1

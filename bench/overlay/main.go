@@ -13,7 +13,9 @@
 // process (its CPU is this process's), once with its default pre-shared
 // key rotation (every 2 minutes) and once rotating every second, which
 // shows the cost of the post-quantum exchange. Needs root, /dev/net/tun,
-// ip, iperf3, wg; yggdrasil and nebula are skipped when missing.
+// ip, ping, iperf3 and wg (Debian: iproute2 iputils-ping iperf3
+// wireguard-tools), checked before anything runs; yggdrasil and nebula are
+// skipped when missing.
 package main
 
 import (
@@ -80,10 +82,8 @@ func run(ctx context.Context, c config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (network namespaces, TUN devices)")
 	}
-	for _, tool := range []string{"ip", "iperf3", "wg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("needs %s: %v", tool, err)
-		}
+	if err := preflight(exec.LookPath); err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp("", "zgrid-bench-overlay-")
 	if err != nil {
@@ -245,12 +245,42 @@ func abs(f float64) float64 {
 	return f
 }
 
+// tools are the commands every run needs, with the Debian package of each.
+var tools = []struct{ name, pkg string }{
+	{"ip", "iproute2"}, {"ping", "iputils-ping"}, {"iperf3", "iperf3"}, {"wg", "wireguard-tools"},
+}
+
+// preflight checks that every tool is installed (look is exec.LookPath),
+// and names all those missing and their packages at once: without ping,
+// every system would look unreachable.
+func preflight(look func(string) (string, error)) error {
+	var missing, pkgs []string
+	for _, t := range tools {
+		if _, err := look(t.name); err != nil {
+			missing, pkgs = append(missing, t.name), append(pkgs, t.pkg)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: apt-get install %s", strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+	return nil
+}
+
+// waitPing pings addr from namespace from until it answers (40 s at
+// most). A ping that cannot run at all is an error at once, not an
+// unreachable tunnel.
 func waitPing(from, addr string) error {
 	deadline := time.Now().Add(40 * time.Second)
 	for time.Now().Before(deadline) {
-		if exec.Command("ip", "netns", "exec", from, "ping", "-c", "1", "-W", "1", addr).Run() == nil {
+		start := time.Now()
+		out, err := exec.Command("ip", "netns", "exec", from, "ping", "-c", "1", "-W", "1", addr).CombinedOutput()
+		if err == nil {
 			return nil
 		}
+		if _, ok := err.(*exec.ExitError); !ok || strings.Contains(string(out), "exec of") {
+			return fmt.Errorf("ping %s from %s: %v: %s", addr, from, err, strings.TrimSpace(string(out)))
+		}
+		time.Sleep(time.Second - time.Since(start)) // no reply waited 1 s already; an error did not
 	}
 	return fmt.Errorf("tunnel address %s not reachable from %s", addr, from)
 }

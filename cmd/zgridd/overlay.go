@@ -31,9 +31,75 @@ func startOverlay(f *nodeFlags, key identity.PrivateKey, chain string, log *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	pub := ov.PublicKey()
+	announce, err := node.OverlayAnnouncement(key, chain, ep)
+	if err != nil {
+		ov.Close()
+		return nil, nil, err
+	}
 	log.Info("on the overlay", "address", ov.Address().String(), "endpoint", ep.String())
-	return ov, &ledger.NodeOverlay{Key: pub[:], Endpoint: ep.String()}, nil
+	return ov, announce, nil
+}
+
+// Condition types of overlayConditions.
+const (
+	condPQBlocked = "overlay-pq-blocked"
+	condPQMissing = "overlay-pq-missing"
+)
+
+// overlayConditions is what the node reports (in its heartbeat's
+// conditions) about peers whose traffic lacks post-quantum protection:
+// one condition for the peers cut off past the grace period, one for
+// those still reached on classical keys while the exchange is retried.
+// Each names its peers (as many as the ledger's bound on a reason
+// allows) and the last exchange error. nil when ov is nil or all is well.
+func overlayConditions(ov *overlay.Overlay) []ledger.NodeCondition {
+	if ov == nil {
+		return nil
+	}
+	return problemConditions(ov.Problems())
+}
+
+// problemConditions is overlayConditions on a list of problems.
+func problemConditions(ps []overlay.PeerProblem) []ledger.NodeCondition {
+	var blocked, missing []overlay.PeerProblem
+	for _, p := range ps {
+		if p.Blocked {
+			blocked = append(blocked, p)
+		} else {
+			missing = append(missing, p)
+		}
+	}
+	var out []ledger.NodeCondition
+	if len(blocked) > 0 {
+		out = append(out, ledger.NodeCondition{Type: condPQBlocked,
+			Reason: peerList(fmt.Sprintf("traffic stopped with %d peer(s) that had no post-quantum key within the grace period", len(blocked)), blocked)})
+	}
+	if len(missing) > 0 {
+		out = append(out, ledger.NodeCondition{Type: condPQMissing,
+			Reason: peerList(fmt.Sprintf("%d peer(s) reached on classical keys only while the post-quantum key exchange is retried", len(missing)), missing)})
+	}
+	return out
+}
+
+// peerList is head followed by the peers' node keys and last errors, cut
+// to ledger.MaxConditionReason bytes.
+func peerList(head string, ps []overlay.PeerProblem) string {
+	s := head + ":"
+	for i, p := range ps {
+		item := " " + p.Identity.NodeString()
+		if p.Err != "" {
+			item += " (" + p.Err + ")"
+		}
+		more := fmt.Sprintf(" and %d more", len(ps)-i)
+		if len(s)+len(item)+len(";")+len(more) > ledger.MaxConditionReason {
+			return s + more
+		}
+		if i > 0 {
+			s += ";"
+		}
+		s += item
+	}
+	return s
 }
 
 func overlayDev(ov *overlay.Overlay) string {

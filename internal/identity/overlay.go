@@ -42,6 +42,12 @@ func (p PrivateKey) OverlayPublicKey() ([32]byte, error) {
 		return pub, err
 	}
 	defer clear(k[:])
+	return x25519Public(k)
+}
+
+// x25519Public is the X25519 public key of private key k.
+func x25519Public(k [32]byte) ([32]byte, error) {
+	var pub [32]byte
 	sk, err := ecdh.X25519().NewPrivateKey(k[:])
 	if err != nil {
 		return pub, err

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"unicode/utf8"
 
+	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/spec"
 )
 
@@ -127,9 +128,11 @@ func checkNodeReport(types []string, conds []NodeCondition) error {
 	return nil
 }
 
-// setOverlay checks and records a node's overlay key and endpoint. A key
-// is held by one node only: the index overlay-key/KEY names its holder, so
-// no node can announce another's key and disturb its peers.
+// setOverlay checks and records a node's overlay key and endpoint. The
+// node must prove it holds the key (identity.VerifyOverlayKey, bound to
+// this chain and the node's identity key), and a key is held by one node
+// only: the index overlay-key/KEY names its holder, so no node can
+// announce another's key and disturb its peers.
 func setOverlay(ctx *execCtx, n *Node, o *NodeOverlay) error {
 	if o != nil {
 		if len(o.Key) != 32 || [32]byte(o.Key) == [32]byte{} {
@@ -138,6 +141,14 @@ func setOverlay(ctx *execCtx, n *Node, o *NodeOverlay) error {
 		ap, err := netip.ParseAddrPort(o.Endpoint)
 		if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" || len(o.Endpoint) > MaxEndpointLen {
 			return reject(CodeInvalid, "overlay endpoint %q is not IP:PORT", o.Endpoint)
+		}
+		if len(o.Proof) != identity.XEdDSASignatureSize {
+			return reject(CodeInvalid, "overlay key needs its %d-byte proof of possession (identity.ProveOverlayKey); got %d bytes: update the node's zgridd",
+				identity.XEdDSASignatureSize, len(o.Proof))
+		}
+		if err := identity.VerifyOverlayKey([32]byte(o.Key), ctx.chain, n.Key, o.Proof); err != nil {
+			return reject(CodeBadSignature, "overlay key %x: %v: a node may announce only the overlay key it holds, proven for chain %q and its own node key",
+				o.Key, err, ctx.chain)
 		}
 		var holder uint64
 		found, err := getObj(ctx.st, kOverlayKey(o.Key), &holder)

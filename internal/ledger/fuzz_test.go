@@ -152,7 +152,7 @@ func (w *fuzzWorld) txFor(op, arg byte) []byte {
 		o.FarmRemoveNode = &FarmRemoveNode{Node: id}
 	case 13:
 		o.NodeHeartbeat = &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30, Disk: 1 << 30},
-			Overlay: &NodeOverlay{Key: bytes.Repeat([]byte{byte(arg%3) + 1}, 32), Endpoint: fmt.Sprintf("10.0.0.%d:51820", arg%5+1)}}
+			Overlay: provenOverlay(w.t, [32]byte(bytes.Repeat([]byte{byte(arg%3) + 1}, 32)), key.Public(), fmt.Sprintf("10.0.0.%d:51820", arg%5+1))}
 	default:
 		o.TwinRevokeKey = &TwinRevokeKey{Key: w.keys[arg%4].Public()}
 	}

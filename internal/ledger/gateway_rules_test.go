@@ -86,48 +86,14 @@ func TestNameServers(t *testing.T) {
 	}
 }
 
-// A node's overlay key and endpoint are checked and the key is held by
-// one node at a time.
-func TestHeartbeatOverlay(t *testing.T) {
-	t.Parallel()
-	w := newWorld(t, DefaultParams())
-	other := newKey(t)
-	w.registerNode(other, w.farmer, w.farm)
-	key := bytes.Repeat([]byte{9}, 32)
-	hb := func(o *NodeOverlay) Op {
-		return Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000}, Version: "t", Overlay: o}}
-	}
-	for _, bad := range []*NodeOverlay{
-		{Key: key[:31], Endpoint: "10.0.0.1:51820"},
-		{Key: make([]byte, 32), Endpoint: "10.0.0.1:51820"},
-		{Key: key, Endpoint: "10.0.0.1"},
-		{Key: key, Endpoint: "10.0.0.1:0"},
-		{Key: key, Endpoint: "node.example:51820"},
-		{Key: key, Endpoint: "[fe80::1%eth0]:51820"},
-	} {
-		w.refused(w.do(w.node, hb(bad)), CodeInvalid)
-	}
-	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "[fd00::1]:51820"}))
-	var n Node
-	if w.query(QueryNode+"1", &n); n.Overlay == nil || !bytes.Equal(n.Overlay.Key, key) || n.Overlay.Endpoint != "[fd00::1]:51820" {
-		t.Fatalf("node overlay = %+v", n.Overlay)
-	}
-	w.refused(w.do(other, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"})), CodeConflict)
-	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"})) // same key, new endpoint
-	w.must(w.node, hb(&NodeOverlay{Key: bytes.Repeat([]byte{8}, 32), Endpoint: "10.0.0.1:51820"}))
-	w.must(other, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"})) // released by the key change
-	w.must(other, hb(nil))
-	w.must(w.node, hb(&NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"})) // released by leaving
-}
-
 // Only the farm's owner removes a node; a removed node signs nothing more,
 // leaves the overlay, takes no new contracts, and the node list says so.
 func TestFarmRemoveNode(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, DefaultParams())
-	key := bytes.Repeat([]byte{7}, 32)
+	key := [32]byte(bytes.Repeat([]byte{7}, 32))
 	w.must(w.node, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 2000, Memory: 1 << 30, Disk: 10 << 30}, Version: "t",
-		Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.1:51820"}}})
+		Overlay: provenOverlay(t, key, w.node.Public(), "10.0.0.1:51820")}})
 	w.refused(w.do(w.user, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
 	w.refused(w.do(w.node, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}}), CodeUnauthorized)
 	w.must(w.farmer, Op{FarmRemoveNode: &FarmRemoveNode{Node: w.nodeID}})
@@ -145,7 +111,7 @@ func TestFarmRemoveNode(t *testing.T) {
 	// Its overlay key is free for another node.
 	other := newKey(t)
 	w.registerNode(other, w.farmer, w.farm)
-	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Version: "t", Overlay: &NodeOverlay{Key: key, Endpoint: "10.0.0.2:51820"}}})
+	w.must(other, Op{NodeHeartbeat: &NodeHeartbeat{Types: spec.AllTypes, Version: "t", Overlay: provenOverlay(t, key, other.Public(), "10.0.0.2:51820")}})
 }
 
 func TestNodeListPages(t *testing.T) {

@@ -174,11 +174,14 @@ const (
 )
 
 // NodeOverlay is how peers reach a node on the overlay: its WireGuard
-// public key (X25519, derived from its identity; unique on the chain) and
-// the UDP endpoint it listens on.
+// public key (X25519, derived from its identity; unique on the chain), the
+// UDP endpoint it listens on, and the proof that the node holds the key's
+// private half (identity.ProveOverlayKey: an XEdDSA signature by the
+// X25519 key over the chain, the node's identity key and the key).
 type NodeOverlay struct {
 	Key      []byte `cbor:"key" json:"key"`           // 32 bytes
 	Endpoint string `cbor:"endpoint" json:"endpoint"` // IP:PORT
+	Proof    []byte `cbor:"proof" json:"proof"`       // 64 bytes
 }
 
 // Deployment is what a twin signs (TagDeployment) for a node to run: it

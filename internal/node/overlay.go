@@ -50,6 +50,22 @@ type NodeLister interface {
 	ContractsByTwin(ctx context.Context, twin uint64) ([]ledger.Contract, error)
 }
 
+// OverlayAnnouncement is what a node's heartbeats announce for its overlay
+// on chain: its WireGuard public key (derived from key), the UDP endpoint
+// peers reach it at, and its proof of holding the key, which the ledger
+// checks (identity.ProveOverlayKey).
+func OverlayAnnouncement(key identity.PrivateKey, chain string, endpoint netip.AddrPort) (*ledger.NodeOverlay, error) {
+	pub, err := key.OverlayPublicKey()
+	if err != nil {
+		return nil, err
+	}
+	proof, err := key.OverlayKeyProof(chain)
+	if err != nil {
+		return nil, err
+	}
+	return &ledger.NodeOverlay{Key: pub[:], Endpoint: endpoint.String(), Proof: proof[:]}, nil
+}
+
 // OverlayPeers returns the peers the ledger lists for node self: every
 // other node that announces an overlay key and endpoint and was not
 // removed from its farm, in node id order, each with its /64s in the

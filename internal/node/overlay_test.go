@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -73,7 +72,9 @@ func TestFollowOverlay(t *testing.T) {
 		ids = append(ids, id)
 		hb := &ledger.NodeHeartbeat{Types: spec.AllTypes, Capacity: spec.Resources{CPU: 1000, Memory: 1 << 30}, Version: "t"}
 		if i < 3 { // the fourth is not on the overlay
-			hb.Overlay = &ledger.NodeOverlay{Key: bytes.Repeat([]byte{byte(i + 1)}, 32), Endpoint: "10.9.0." + string(rune('1'+i)) + ":51820"}
+			if hb.Overlay, err = OverlayAnnouncement(k, c.Chain(), netip.MustParseAddrPort("10.9.0."+string(rune('1'+i))+":51820")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := c.Signer(k).Submit(ctx, ledger.Op{NodeHeartbeat: hb}); err != nil {
 			t.Fatal(err)
@@ -108,7 +109,7 @@ func TestFollowOverlay(t *testing.T) {
 	p := rec.peers[0]
 	rec.mu.Unlock()
 	sub2, _ := network.NodeSubnet(lan, ids[1])
-	if p.WGKey != [32]byte(bytes.Repeat([]byte{2}, 32)) || p.Endpoint.String() != "10.9.0.2:51820" || !slices.Equal(p.Networks, []netip.Prefix{sub2}) {
+	if wg, _ := keys[1].OverlayPublicKey(); p.WGKey != wg || p.Endpoint.String() != "10.9.0.2:51820" || !slices.Equal(p.Networks, []netip.Prefix{sub2}) {
 		t.Fatalf("peer %+v, want node 2 with its /64 %s of lan", p, sub2)
 	}
 	rec.mu.Lock()

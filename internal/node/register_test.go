@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -52,7 +53,10 @@ func TestRegisterAndHeartbeat(t *testing.T) {
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	want := spec.Resources{CPU: 3000, Memory: 1 << 30, Disk: 1 << 32}
-	ov := &ledger.NodeOverlay{Key: bytes.Repeat([]byte{3}, 32), Endpoint: "10.1.2.3:51820"}
+	ov, err := OverlayAnnouncement(nodeKey, c.Chain(), netip.MustParseAddrPort("10.1.2.3:51820"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		defer close(done)
 		Heartbeat(hctx, c.Signer(nodeKey), func() (*ledger.NodeHeartbeat, error) {

@@ -15,9 +15,14 @@
 //   - Post-quantum: every pair of peers runs an ML-KEM-768 exchange
 //     (crypto/mlkem) over the tunnel, signed by both identity keys and
 //     binding both WireGuard keys, and installs the result as the pair's
-//     WireGuard pre-shared key; it is renewed every Rotate (2 minutes by
-//     default). A new pre-shared key takes effect at the next WireGuard
-//     handshake, so traffic never stops for it.
+//     WireGuard pre-shared key once both sides hold it; it is renewed
+//     every Rotate (2 minutes by default). A renewed key takes effect at
+//     the next WireGuard handshake, so traffic never stops for it; a
+//     pair's first key is followed by a handshake at once, so its
+//     sessions are post-quantum within a second of contact.
+//   - Policy: a peer whose sessions have no post-quantum key after
+//     PQGrace is cut off (all traffic but the key exchange) until they
+//     have one, and listed in Problems.
 //   - Firewall: a default-deny inbound nftables filter for a workload's
 //     namespace, opened only for its declared TCP and UDP ports.
 //

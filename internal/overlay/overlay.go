@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -22,7 +23,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/identity"
 )
 
-// Defaults.
+// Defaults and bounds.
 const (
 	DefaultTun        = "zgov0"
 	DefaultMTU        = 1420
@@ -32,7 +33,14 @@ const (
 	// handshake no WireGuard session with the peer is alive, so dropping
 	// the pre-shared key cannot disturb traffic.
 	DefaultRecover = device.RejectAfterTime
-	keepalive      = 25 // seconds: keeps NAT mappings and detects dead peers
+	// DefaultPQGrace is how long a pair may carry traffic without a
+	// post-quantum session (a first exchange normally completes within a
+	// second or two of contact).
+	DefaultPQGrace = 30 * time.Second
+	// MaxPQGrace bounds Config.PQGrace: the policy cannot be turned off by
+	// a grace period too long to matter.
+	MaxPQGrace = 10 * time.Minute
+	keepalive  = 25 // seconds: keeps NAT mappings and detects dead peers
 )
 
 // Config configures an Overlay.
@@ -51,9 +59,17 @@ type Config struct {
 	// cannot run), the key is dropped so a classical handshake brings the
 	// tunnel back, and a new exchange follows. Default DefaultRecover.
 	Recover time.Duration
+	// PQGrace is how long traffic with a peer may flow without a
+	// post-quantum session (one whose WireGuard handshake used a
+	// pre-shared key from the ML-KEM exchange): after that, all traffic
+	// with the peer but the key exchange itself stops until the exchange
+	// succeeds. Default DefaultPQGrace, at most MaxPQGrace. There is no
+	// setting that allows classical-only peers.
+	PQGrace time.Duration
 	// IP is the path of iproute2's ip; default found on PATH.
 	IP     string
 	Logger *slog.Logger
+	Clock  Clock // default the system clock
 }
 
 // Peer is another node.
@@ -75,7 +91,7 @@ type Overlay struct {
 	pub  Key
 	addr netip.Addr
 	dev  *device.Device
-	tun  tun.Device
+	gate *gate
 	psk  *exchange
 
 	mu    sync.Mutex
@@ -90,6 +106,63 @@ func New(cfg Config) (*Overlay, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if cfg.IP == "" {
+		p, err := exec.LookPath("ip")
+		if err != nil {
+			return nil, errors.New("overlay: ip not found: install iproute2")
+		}
+		cfg.IP = p
+	}
+	o, err := newOverlay(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t, err := tun.CreateTUN(cfg.Tun, cfg.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: create TUN %s: %w (needs root and /dev/net/tun)", cfg.Tun, err)
+	}
+	if err := o.startDevice(t, conn.NewDefaultBind()); err != nil {
+		return nil, err
+	}
+	name, err := t.Name()
+	if err != nil {
+		o.dev.Close()
+		return nil, err
+	}
+	script := fmt.Sprintf("addr replace %s/%d dev %s nodad\nlink set %s up\n", o.addr, cfg.Prefix.Bits(), name, name)
+	if err := ipBatch(cfg.IP, script); err != nil {
+		o.dev.Close()
+		return nil, err
+	}
+	c, err := net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(o.addr, ControlPort)))
+	if err != nil {
+		o.dev.Close()
+		return nil, fmt.Errorf("overlay: key exchange socket: %w", err)
+	}
+	o.psk = newExchange(o, c)
+	o.log.Info("overlay up", "address", o.addr.String(), "key", o.pub.String(), "port", cfg.ListenPort)
+	return o, nil
+}
+
+// newInProcess starts an overlay on a TUN device and a bind given by the
+// caller (wireguard-go's tuntest and bindtest in tests), with ctrl as the
+// key exchange's socket on the overlay address.
+func newInProcess(cfg Config, t tun.Device, bind conn.Bind, ctrl packetConn) (*Overlay, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	o, err := newOverlay(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.startDevice(t, bind); err != nil {
+		return nil, err
+	}
+	o.psk = newExchange(o, ctrl)
+	return o, nil
+}
+
+func newOverlay(cfg Config) (*Overlay, error) {
 	priv, pub, err := DeriveKey(cfg.Identity)
 	if err != nil {
 		return nil, err
@@ -98,34 +171,30 @@ func New(cfg Config) (*Overlay, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Overlay{cfg: cfg, log: cfg.Logger, priv: priv, pub: pub, addr: addr, peers: map[Key]Peer{}}
-	if o.tun, err = tun.CreateTUN(cfg.Tun, cfg.MTU); err != nil {
-		return nil, fmt.Errorf("overlay: create TUN %s: %w (needs root and /dev/net/tun)", cfg.Tun, err)
+	return &Overlay{cfg: cfg, log: cfg.Logger, priv: priv, pub: pub, addr: addr, peers: map[Key]Peer{}}, nil
+}
+
+// startDevice starts WireGuard on t (behind the gate) and bind; on error
+// t is closed.
+func (o *Overlay) startDevice(t tun.Device, bind conn.Bind) error {
+	o.gate = &gate{Device: t, self: o.addr}
+	debug := func(prefix string) func(string, ...any) {
+		return func(f string, a ...any) {
+			if o.log.Enabled(context.Background(), slog.LevelDebug) {
+				o.log.Debug(prefix + fmt.Sprintf(f, a...))
+			}
+		}
 	}
-	o.dev = device.NewDevice(o.tun, conn.NewDefaultBind(), &device.Logger{
-		Verbosef: func(string, ...any) {},
-		Errorf:   func(f string, a ...any) { o.log.Debug("wireguard: " + fmt.Sprintf(f, a...)) },
-	})
-	fail := func(err error) (*Overlay, error) { o.dev.Close(); return nil, err }
-	if err := o.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", priv, cfg.ListenPort)); err != nil {
-		return fail(fmt.Errorf("overlay: configure: %w", err))
+	o.dev = device.NewDevice(o.gate, bind, &device.Logger{Verbosef: debug("wireguard: "), Errorf: debug("wireguard error: ")})
+	if err := o.dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", o.priv, o.cfg.ListenPort)); err != nil {
+		o.dev.Close()
+		return fmt.Errorf("overlay: configure: %w", err)
 	}
 	if err := o.dev.Up(); err != nil {
-		return fail(fmt.Errorf("overlay: up: %w", err))
+		o.dev.Close()
+		return fmt.Errorf("overlay: up: %w", err)
 	}
-	name, err := o.tun.Name()
-	if err != nil {
-		return fail(err)
-	}
-	script := fmt.Sprintf("addr replace %s/%d dev %s nodad\nlink set %s up\n", addr, cfg.Prefix.Bits(), name, name)
-	if err := ipBatch(cfg.IP, script); err != nil {
-		return fail(err)
-	}
-	if o.psk, err = newExchange(o); err != nil {
-		return fail(err)
-	}
-	o.log.Info("overlay up", "address", addr.String(), "key", pub.String(), "port", cfg.ListenPort)
-	return o, nil
+	return nil
 }
 
 func (c *Config) defaults() error {
@@ -134,6 +203,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Prefix.Bits() != 48 {
 		return fmt.Errorf("overlay: prefix %s: want an IPv6 /48", c.Prefix)
+	}
+	if c.PQGrace < 0 || c.PQGrace > MaxPQGrace {
+		return fmt.Errorf("overlay: post-quantum grace period %s: want at most %s (0: the default, %s)", c.PQGrace, MaxPQGrace, DefaultPQGrace)
+	}
+	if c.Rotate < 0 || c.Recover < 0 {
+		return errors.New("overlay: Rotate and Recover cannot be negative")
 	}
 	if c.ListenPort == 0 {
 		c.ListenPort = DefaultListenPort
@@ -150,15 +225,14 @@ func (c *Config) defaults() error {
 	if c.Recover == 0 {
 		c.Recover = DefaultRecover
 	}
+	if c.PQGrace == 0 {
+		c.PQGrace = DefaultPQGrace
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.IP == "" {
-		p, err := exec.LookPath("ip")
-		if err != nil {
-			return errors.New("overlay: ip not found: install iproute2")
-		}
-		c.IP = p
+	if c.Clock == nil {
+		c.Clock = systemClock{}
 	}
 	return nil
 }
@@ -188,6 +262,14 @@ var ErrCollision = errors.New("overlay: overlapping peer addresses")
 // cut off at once. Peers whose addresses collide (see ErrCollision) are
 // left out, all of them, and reported in the error; the others are
 // applied.
+//
+// The node that initiates a pair's key exchange (the lower identity key)
+// turns WireGuard's keepalives on at once, so its first handshake starts
+// right away; the other waits firstContact (1-2 s) before it does. Two
+// first handshakes sent at the same moment cross: each side drops the
+// other's answer (WireGuard retries after 5 s), and wireguard-go's
+// parallel handshake workers can even leave a session that carries
+// traffic one way only until it is re-established 15 s later.
 func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
 	want, refused := screenPeers(o.cfg.Prefix, o.pub, o.addr, peers)
 	o.mu.Lock()
@@ -201,8 +283,12 @@ func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
 		if err != nil {
 			return err
 		}
+		ka := 0
+		if o.psk.keepaliveOn(p) {
+			ka = keepalive
+		}
 		fmt.Fprintf(&b, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=%d\nreplace_allowed_ips=true\nallowed_ip=%s/128\n",
-			p.Key, p.Endpoint, keepalive, a)
+			p.Key, p.Endpoint, ka, a)
 		for _, n := range p.Networks {
 			fmt.Fprintf(&b, "allowed_ip=%s\n", n)
 		}
@@ -221,6 +307,7 @@ func (o *Overlay) SetPeers(ctx context.Context, peers []Peer) error {
 	}
 	o.peers = want
 	o.psk.peersChanged(want, gone)
+	o.updateGateLocked()
 	return refused
 }
 
@@ -334,6 +421,43 @@ func (o *Overlay) dropPSK(k Key, was Key) (bool, error) {
 		return false, err
 	}
 	return true, o.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\npreshared_key=%s\n", k, Key{}))
+}
+
+// enableKeepalive turns on WireGuard's keepalives with peer k, if it is
+// still a peer; if no session is up, the first keepalive starts a
+// handshake.
+func (o *Overlay) enableKeepalive(k Key) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.peers[k]; !ok {
+		return nil
+	}
+	o.psk.mu.Lock()
+	if p := o.psk.pairs[k]; p != nil {
+		p.keepalive = true
+	}
+	o.psk.mu.Unlock()
+	return o.dev.IpcSet(fmt.Sprintf("public_key=%s\nupdate_only=true\npersistent_keepalive_interval=%d\n", k, keepalive))
+}
+
+// rehandshake makes WireGuard start a new handshake with peer k now:
+// the current session stops sending (it still receives until the peer
+// moves to the new one) and a keepalive waits for the new session.
+func (o *Overlay) rehandshake(k Key) {
+	if p := o.dev.LookupPeer(device.NoisePublicKey(k)); p != nil {
+		p.ExpireCurrentKeypairs()
+		p.SendKeepalive()
+	}
+}
+
+// lastHandshake is the time of the last WireGuard handshake with peer k
+// that the device reports (zero if none).
+func (o *Overlay) lastHandshake(k Key) (time.Time, error) {
+	st, err := o.states()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st[k].lastHandshake, nil
 }
 
 // PresharedKey returns the pre-shared key in use with peer k (zero if

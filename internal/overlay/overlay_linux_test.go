@@ -165,14 +165,21 @@ func echo(t *testing.T, c net.Conn, msg []byte) {
 	}
 }
 
-// Three hosts reach each other over the overlay (ping and TCP), and the
-// wire between them carries no plaintext.
+// Three hosts reach each other over the overlay (ping and TCP) on
+// post-quantum sessions, and the wire between them carries no plaintext.
 func TestMesh(t *testing.T) {
 	nodes := newMesh(t, 3, time.Hour)
 	for _, a := range nodes {
 		for _, b := range nodes {
 			if a != b {
 				waitPing(t, a, b.ov.Address())
+			}
+		}
+	}
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b && !waitFor(10*time.Second, nil, func() bool { return a.ov.PostQuantum(b.ov.PublicKey()) }) {
+				t.Fatalf("%s has no post-quantum session with %s: %+v", a.ns, b.ns, a.ov.Problems())
 			}
 		}
 	}
@@ -291,151 +298,4 @@ func TestSpoofAndRemove(t *testing.T) {
 		t.Fatal("a removed peer still reaches a")
 	}
 	waitPing(t, b, a.ov.Address()) // b's session was not touched
-}
-
-// Pre-shared keys from the ML-KEM exchange are installed on both sides,
-// equal, renewed every Rotate, and a TCP stream goes on across renewals.
-func TestPSKRotation(t *testing.T) {
-	nodes := newMesh(t, 2, 700*time.Millisecond)
-	a, b := nodes[0], nodes[1]
-	waitPing(t, a, b.ov.Address())
-	listen(t, b, 7001)
-	c := dial(t, a, b, 7001)
-	defer c.Close()
-	seen := map[Key]bool{}
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
-		echo(t, c, []byte("across rotations"))
-		ka, err1 := a.ov.PresharedKey(b.ov.PublicKey())
-		kb, err2 := b.ov.PresharedKey(a.ov.PublicKey())
-		if err1 != nil || err2 != nil {
-			t.Fatal(err1, err2)
-		}
-		if ka != (Key{}) && ka == kb {
-			seen[ka] = true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(seen) < 3 {
-		t.Fatalf("saw %d distinct pre-shared keys agreed on both sides in 6 s with a 0.7 s rotation", len(seen))
-	}
-	if a.ov.Rotations(b.ov.PublicKey()) < 3 || b.ov.Rotations(a.ov.PublicKey()) < 3 {
-		t.Fatalf("rotations: a %d, b %d", a.ov.Rotations(b.ov.PublicKey()), b.ov.Rotations(a.ov.PublicKey()))
-	}
-}
-
-// The exchanged key is what WireGuard's handshakes use: a node that lost
-// it (peer re-added) cannot complete a handshake with a node that has it,
-// and can again once it holds the same key.
-func TestPSKGuardsHandshakes(t *testing.T) {
-	nodes := newMesh(t, 2, time.Hour)
-	a, b := nodes[0], nodes[1]
-	waitPing(t, a, b.ov.Address())
-	var psk Key
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ka, _ := a.ov.PresharedKey(b.ov.PublicKey())
-		kb, _ := b.ov.PresharedKey(a.ov.PublicKey())
-		if ka != (Key{}) && ka == kb {
-			psk = ka
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pre-shared key agreed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The responder forgets the peer and gets it back without the key; the
-	// initiator will not renew it for an hour.
-	resp, init := a, b
-	if bytes.Compare(pk(a), pk(b)) < 0 {
-		resp, init = b, a
-	}
-	ctx := context.Background()
-	if err := resp.ov.SetPeers(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.ov.SetPeers(ctx, []Peer{init.peer()}); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if ping(resp, init.ov.Address()) {
-			t.Fatal("a handshake without the pre-shared key succeeded")
-		}
-	}
-	if err := resp.ov.setPSK(init.ov.PublicKey(), psk); err != nil {
-		t.Fatal(err)
-	}
-	waitPing(t, resp, init.ov.Address())
-}
-
-func pk(n *testNode) []byte { k := n.id.Public(); return k[:] }
-
-// agreedPSK waits until a and b hold the same non-zero pre-shared key
-// other than not, and returns it.
-func agreedPSK(t *testing.T, a, b *testNode, not Key, within time.Duration) Key {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ka, _ := a.ov.PresharedKey(b.ov.PublicKey())
-		kb, _ := b.ov.PresharedKey(a.ov.PublicKey())
-		if ka != (Key{}) && ka == kb && ka != not {
-			return ka
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no new pre-shared key agreed within %s", within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// A node that lost the pre-shared key (restarted: here it forgets and
-// re-adds the peer) is locked out of handshakes, and the exchange cannot
-// run inside a tunnel that does not come up. After Recover without a
-// handshake the other side drops its key, the classical handshake brings
-// the tunnel back, and a fresh exchange follows at once.
-func TestPSKRecovers(t *testing.T) {
-	const recoverAfter = 4 * time.Second
-	nodes := newMeshWith(t, 2, func(c *Config) { c.Rotate, c.Recover = time.Hour, recoverAfter })
-	a, b := nodes[0], nodes[1]
-	waitPing(t, a, b.ov.Address())
-	psk := agreedPSK(t, a, b, Key{}, 10*time.Second)
-	resp, init := a, b
-	if bytes.Compare(pk(a), pk(b)) < 0 {
-		resp, init = b, a
-	}
-	for _, lost := range []*testNode{resp, init} {
-		other := init
-		if lost == init {
-			other = resp
-		}
-		ctx := context.Background()
-		if err := lost.ov.SetPeers(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := lost.ov.SetPeers(ctx, []Peer{other.peer()}); err != nil {
-			t.Fatal(err)
-		}
-		if ping(lost, other.ov.Address()) {
-			t.Fatal("a handshake without the pre-shared key succeeded")
-		}
-		start := time.Now()
-		deadline := start.Add(recoverAfter + 25*time.Second)
-		for !ping(lost, other.ov.Address()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the tunnel did not come back within %s of losing the key", time.Since(start))
-			}
-		}
-		psk = agreedPSK(t, lost, other, psk, 10*time.Second)
-		t.Logf("lost by the %s: back after %s, new key agreed", map[bool]string{true: "initiator", false: "responder"}[lost == init], time.Since(start).Round(100*time.Millisecond))
-	}
-	n := 0
-	for _, x := range []*exchange{init.ov.psk, resp.ov.psk} {
-		x.mu.Lock()
-		n += x.recoveries
-		x.mu.Unlock()
-	}
-	if n == 0 {
-		t.Fatal("no key was dropped, yet the tunnel came back")
-	}
 }
