@@ -39,6 +39,7 @@ type nodeFlags struct {
 	overlay                                     string // IP:PORT announced and listened on; empty: no overlay
 	farm                                        uint64
 	heartbeat                                   time.Duration
+	pqGrace                                     time.Duration
 	insecure                                    []string
 }
 
@@ -83,6 +84,7 @@ from the ledger it asks.`,
 	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity, the workload types this node runs and its conditions")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
 	fl.StringVar(&f.overlay, "overlay", "", "join the overlay: IP:PORT of this node's UDP endpoint, announced on the ledger (needs root and /dev/net/tun)")
+	fl.DurationVar(&f.pqGrace, "pq-grace", overlay.DefaultPQGrace, fmt.Sprintf("on the overlay: how long traffic with a peer may flow without a post-quantum key before it stops (at most %s; it cannot be turned off)", overlay.MaxPQGrace))
 	return cmd
 }
 
@@ -147,7 +149,7 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 				return nil, fmt.Errorf("measure capacity: %w", err)
 			}
 			return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types,
-				Conditions: append(slices.Clone(conds), node.LedgerConditions(c, time.Now())...)}, nil
+				Conditions: slices.Concat(conds, node.LedgerConditions(c, time.Now()), overlayConditions(ov))}, nil
 		}}
 	if ov != nil {
 		a.Overlay, a.Nodes, a.NodeID, a.OverlayEvery = overlayPeers{ov}, c, id, 3*time.Second

@@ -27,7 +27,7 @@ func startOverlay(f *nodeFlags, key identity.PrivateKey, chain string, log *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	ov, err := overlay.New(overlay.Config{Identity: key, Prefix: prefix, ListenPort: int(ep.Port()), Logger: log.With("module", "overlay")})
+	ov, err := overlay.New(overlay.Config{Identity: key, Prefix: prefix, ListenPort: int(ep.Port()), PQGrace: f.pqGrace, Logger: log.With("module", "overlay")})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -106,7 +106,7 @@ func FollowOverlay(ctx context.Context, l NodeLister, self uint64, nets NetworkS
 		if nets != nil {
 			hosted, err := nets.HostedNetworks()
 			if err == nil {
-				members, err = networkMembers(ctx, l, hosted)
+				members, err = networkMembers(ctx, l, hosted, removedNodes(nodes))
 			}
 			if err != nil {
 				if ctx.Err() == nil {
@@ -143,8 +143,9 @@ func FollowOverlay(ctx context.Context, l NodeLister, self uint64, nets NetworkS
 
 // networkMembers returns, per node id, that node's /64s in the networks
 // this node serves: the nodes that accepted a live contract of the
-// network's owner declaring a network of that name.
-func networkMembers(ctx context.Context, l NodeLister, hosted []HostedNetwork) (map[uint64][]netip.Prefix, error) {
+// network's owner declaring a network of that name, except the nodes
+// their farm removed.
+func networkMembers(ctx context.Context, l NodeLister, hosted []HostedNetwork, removed map[uint64]bool) (map[uint64][]netip.Prefix, error) {
 	out := map[uint64][]netip.Prefix{}
 	byOwner := map[uint64][]ledger.Contract{}
 	for _, h := range hosted {
@@ -157,7 +158,7 @@ func networkMembers(ctx context.Context, l NodeLister, hosted []HostedNetwork) (
 			byOwner[h.Owner] = cs
 		}
 		for _, c := range cs {
-			if !liveContract(c.State) || !declaresNetwork(c.Spec, h.Name) {
+			if !liveContract(c.State) || removed[c.Node] || !declaresNetwork(c.Spec, h.Name) {
 				continue
 			}
 			sub, err := network.NodeSubnet(h.Net, c.Node)
@@ -170,6 +171,17 @@ func networkMembers(ctx context.Context, l NodeLister, hosted []HostedNetwork) (
 		}
 	}
 	return out, nil
+}
+
+// removedNodes are the ids of the nodes their farm removed.
+func removedNodes(nodes []ledger.Node) map[uint64]bool {
+	out := map[uint64]bool{}
+	for _, n := range nodes {
+		if n.Removed != 0 {
+			out[n.ID] = true
+		}
+	}
+	return out
 }
 
 func liveContract(state string) bool {

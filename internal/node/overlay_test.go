@@ -172,3 +172,42 @@ func createContract(t *testing.T, c *client.Client, user identity.PrivateKey, tw
 	}
 	return res.ID
 }
+
+// fakeLister serves fixed nodes and contracts.
+type fakeLister struct {
+	nodes     []ledger.Node
+	contracts []ledger.Contract
+}
+
+func (f fakeLister) Nodes(context.Context) ([]ledger.Node, error) { return f.nodes, nil }
+func (f fakeLister) ContractsByTwin(_ context.Context, twin uint64) ([]ledger.Contract, error) {
+	var out []ledger.Contract
+	for _, c := range f.contracts {
+		if c.Owner == twin {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// A node its farm removed is no member of any network, even while the
+// contract that placed it there is live.
+func TestRemovedNodeLeavesNetworks(t *testing.T) {
+	t.Parallel()
+	raw := networkSpec(t)
+	l := fakeLister{
+		nodes: []ledger.Node{{ID: 2}, {ID: 3, Removed: 40}},
+		contracts: []ledger.Contract{
+			{ID: 1, Owner: 7, Node: 2, State: ledger.StateReady, Spec: raw},
+			{ID: 2, Owner: 7, Node: 3, State: ledger.StateReady, Spec: raw},
+		},
+	}
+	hosted := []HostedNetwork{{Owner: 7, Name: "lan", Net: netip.MustParsePrefix("fd12:3456:789a::/48")}}
+	members, err := networkMembers(t.Context(), l, hosted, removedNodes(l.nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members[2]) != 1 || len(members[3]) != 0 {
+		t.Fatalf("members = %v, want node 2 only", members)
+	}
+}
