@@ -15,8 +15,9 @@ import (
 // queryView is what reading one contract costs after the load: a plain
 // abci_query (the value, no proof: a reader that trusts its validator)
 // against the client's verified read (a proof, checked against the app
-// hash of a header the light client verified; the client reuses a header
-// for 250 ms, so some reads also pay for verifying a new one).
+// hash of a header the light client verified, and a check of the
+// validator's latest height; a read after a new block also pays for
+// verifying its header).
 type queryView struct {
 	Contract   uint64  `json:"contract"`
 	Plain      latency `json:"plain_abci_query_ms"`

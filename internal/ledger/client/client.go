@@ -10,12 +10,13 @@
 // the client believe a record that is not on the chain, or miss one that
 // is. Commit notices and events are hints that say when to read again.
 //
-// Reads are never older than what the client already saw: the first read
-// shows the newest block's state; after its own transaction committed at
-// height H, or a watched event at H, the next read shows the state after H
-// (it waits for the header of H+1 when it has to). Otherwise a read may
-// reuse the newest verified header for a moment (Options.Reuse) instead of
-// asking for a new one each time.
+// A read shows the state after the block before the newest one (whose
+// header commits to it), and never older than what the client already
+// saw: the first read of a client shows the newest block's state; after
+// its own transaction committed at height H, or a watched event at H, the
+// next read shows the state after H. When it has to, a read waits for the
+// next header. A verified header serves reads until the validator says a
+// newer block exists, so most reads cost one query and one height check.
 //
 // Commit tracking polls block results height by height instead of relying
 // on websocket pushes, which CometBFT drops for slow readers: no committed
@@ -59,9 +60,6 @@ type Options struct {
 	TxTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Reuse is how long a verified header serves reads that need nothing
-	// newer (default 250 ms).
-	Reuse time.Duration
 	// MaxAge refuses reads when the newest verified header is older than
 	// this (default 5 min).
 	MaxAge time.Duration
@@ -96,9 +94,6 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Reuse <= 0 {
-		o.Reuse = 250 * time.Millisecond
-	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = 5 * time.Minute
 	}
@@ -118,9 +113,8 @@ type Client struct {
 	hmu sync.Mutex // one header refresh at a time
 
 	mu      sync.Mutex
-	top     Header    // newest verified header
-	topAt   time.Time // when it was verified
-	seen    int64     // reads must show the state after this height
+	top     Header // newest verified header
+	seen    int64  // reads must show the state after this height
 	tracker *tracker
 	closed  bool
 
@@ -213,14 +207,18 @@ func (c *Client) saw(h int64) {
 }
 
 // header returns a verified header whose state (height-1) is at least
-// what the client saw, reusing the newest one for Options.Reuse.
+// what the client saw: the newest one it has while the validator reports
+// no newer block, else a newer one.
 func (c *Client) header(ctx context.Context) (Header, error) {
 	c.mu.Lock()
-	top, at, need := c.top, c.topAt, max(c.seen, 1)
+	top, need := c.top, max(c.seen, 1)
 	c.mu.Unlock()
-	now := c.opts.Now()
-	if top.Height-1 >= need && now.Sub(at) < c.opts.Reuse {
-		return top, c.fresh(top, now)
+	if top.Height-1 >= need {
+		// The validator's latest height is a hint: a lower one only keeps
+		// this (verified) header; a higher one gets verified below.
+		if latest, err := c.b.LatestHeight(ctx); err == nil && latest <= top.Height {
+			return top, c.fresh(top, c.opts.Now())
+		}
 	}
 	c.hmu.Lock()
 	defer c.hmu.Unlock()
@@ -237,20 +235,19 @@ func (c *Client) header(ctx context.Context) (Header, error) {
 			}
 			return Header{}, err
 		}
-		now := c.opts.Now()
 		c.mu.Lock()
 		if h.Height >= c.top.Height {
-			c.top, c.topAt = h, now
+			c.top = h
 		}
 		c.mu.Unlock()
-		if first {
+		if first && h.Height > 0 {
 			// A new client knows nothing of what other processes wrote
 			// (a deploy just before a status): its first read shows the
 			// state of the newest block there is, certified by the next.
 			need, first = max(need, h.Height), false
 		}
 		if h.Height-1 >= need {
-			return h, c.fresh(h, now)
+			return h, c.fresh(h, c.opts.Now())
 		}
 		select {
 		case <-wctx.Done():

@@ -45,7 +45,6 @@ func TestRefusesForgedAnswers(t *testing.T) {
 	}
 
 	proxy.Forge(ledgertest.ForgeState)
-	time.Sleep(300 * time.Millisecond) // past the client's header reuse
 	tw, err := c.Twin(t.Context(), twin)
 	if !errors.Is(err, client.ErrUntrusted) || !strings.Contains(err.Error(), "proof") {
 		t.Fatalf("forged twin record: %+v, err %v; want an untrusted answer naming the proof", tw, err)
@@ -61,14 +60,12 @@ func TestRefusesForgedAnswers(t *testing.T) {
 	}
 
 	proxy.Forge(ledgertest.ForgeAll)
-	time.Sleep(300 * time.Millisecond)
 	if _, err := c.Twin(t.Context(), twin); !errors.Is(err, client.ErrUntrusted) {
 		t.Fatalf("forged chain: %v", err)
 	}
 
 	// When the validator tells the truth again, the client reads again.
 	proxy.Forge(ledgertest.Honest)
-	time.Sleep(300 * time.Millisecond)
 	if tw, err := c.Twin(t.Context(), twin); err != nil || tw.Root != victim.Public() {
 		t.Fatalf("honest again: %+v %v", tw, err)
 	}
@@ -101,8 +98,10 @@ func TestRefusesForgedAnswers(t *testing.T) {
 	}
 
 	// A client that starts from the trust file while the validator lies
-	// refuses to start.
-	if _, err := client.Dial(t.Context(), proxy.URL, client.Options{TrustFile: trust}); !errors.Is(err, client.ErrUntrusted) {
+	// refuses to start: the other chain's block at the trusted height is
+	// not the trusted one, or it has no such block yet.
+	_, err = client.Dial(t.Context(), proxy.URL, client.Options{TrustFile: trust})
+	if !errors.Is(err, client.ErrUntrusted) && (err == nil || !strings.Contains(err.Error(), "does not have the block this client trusts")) {
 		t.Fatalf("dial through a lying validator: %v", err)
 	}
 }

@@ -142,20 +142,24 @@ func (m *Memory) block() error {
 
 func (m *Memory) Chain() string { return m.chain }
 
-// Latest is the header of the block after the last committed one: it
-// commits to the state after that block.
+// Latest is the header of the last committed block, as CometBFT would
+// have it: it commits to the state after the block before (height 0: no
+// block yet).
 func (m *Memory) Latest(context.Context) (Header, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return Header{}, ErrClosed
 	}
-	h := int64(len(m.roots) - 1)
-	root, t := m.roots[h], m.times[h]
+	h := int64(len(m.blocks))
+	if h == 0 {
+		return Header{}, nil
+	}
+	root, t := m.roots[h-1], m.times[h]
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(h+1))
+	binary.BigEndian.PutUint64(b[:], uint64(h))
 	hash := sha256.Sum256(append(b[:], root...))
-	return Header{Height: h + 1, AppHash: root, Hash: hash[:], Time: t}, nil
+	return Header{Height: h, AppHash: root, Hash: hash[:], Time: t}, nil
 }
 
 func (m *Memory) Query(ctx context.Context, path string, data []byte, height int64) (*abci.QueryResponse, error) {

@@ -159,6 +159,9 @@ func (b *rpcBackend) explain(err error) error {
 	if errors.As(err, &expired) {
 		return fmt.Errorf("%w: the trusted header (height %d) is older than the trust period %s, so newer headers cannot be checked from it: get a recent HEIGHT:HASH from a source you trust (`zgrid chain status` there) and pass --trust-options HEIGHT:HASH", ErrUntrusted, b.root.Height, b.root.Period)
 	}
+	if errors.Is(err, lprovider.ErrHeightTooHigh) || errors.Is(err, lprovider.ErrLightBlockNotFound) {
+		return fmt.Errorf("ledger %s does not have the block this client trusts (height %d) or a newer one yet: it is behind, or serves another chain: %w", b.url, b.root.Height, err)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, lprovider.ErrNoResponse) {
 		return fmt.Errorf("ledger %s: %w", b.url, err)
 	}

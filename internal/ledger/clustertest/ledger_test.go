@@ -245,7 +245,8 @@ func (w *written) requireVisible(t *testing.T, cs map[string]*client.Client) {
 		err := w.check(ctx, c)
 		cancel()
 		if err != nil {
-			t.Fatalf("%s at height ≥ %d: %v", name, w.top, err)
+			st, serr := c.Status(t.Context())
+			t.Fatalf("%s at height ≥ %d: %v (the client's newest verified header: %+v %v)", name, w.top, err, st, serr)
 		}
 	}
 }
