@@ -42,8 +42,8 @@ func startOverlay(f *nodeFlags, key identity.PrivateKey, chain string, log *slog
 
 // Condition types of overlayConditions.
 const (
-	condPQBlocked = "overlay-pq-blocked"
-	condPQMissing = "overlay-pq-missing"
+	condPQBlocked = overlay.ConditionPQBlocked
+	condPQMissing = overlay.ConditionPQMissing
 )
 
 // overlayConditions is what the node reports (in its heartbeat's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/hub"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/overlay"
 )
 
 // Config configures Run. Zero fields take the defaults named.
@@ -158,19 +159,9 @@ func (g *grid) announce(ctx context.Context) error {
 	if gw := g.file.Gateway; gw != nil {
 		fmt.Fprintf(out, "gateway: %s (trust %s)\n", strings.Replace(gw.URL, "NAME", ExampleName, 1), gw.CA)
 	}
-	var conds []string
-	troubled := 0
-	for _, n := range g.file.Nodes {
-		nd, err := g.client.Node(ctx, n.ID)
-		if err != nil {
-			return fmt.Errorf("read node %d's record: %w", n.ID, err)
-		}
-		for _, c := range nd.Conditions {
-			conds = append(conds, fmt.Sprintf("node %d: %s: %s", n.ID, c.Type, c.Reason))
-		}
-		if len(nd.Conditions) > 0 {
-			troubled++
-		}
+	conds, troubled, err := g.settledConditions(ctx)
+	if err != nil {
+		return err
 	}
 	grid := filepath.Join(g.cfg.Dir, "grid.json")
 	if troubled == 0 {
@@ -186,6 +177,47 @@ func (g *grid) announce(ctx context.Context) error {
 		troubled, len(g.file.Nodes), filepath.Join(g.cfg.Dir, "nodes"))
 	g.log.Warn("grid ready with problems", "grid", grid, "conditions", len(conds))
 	return nil
+}
+
+// settleFor bounds how long zgrid up waits for conditions that clear by
+// themselves (a first post-quantum key exchange still being retried):
+// past the overlay's grace period, such a peer is blocked instead.
+const settleFor = overlay.DefaultPQGrace + 15*time.Second
+
+// transient conditions clear by themselves while the grid starts.
+var transient = map[string]bool{overlay.ConditionPQMissing: true}
+
+// settledConditions reads the nodes' conditions from the ledger, waiting
+// (up to settleFor, a heartbeat at a time) while some are transient. It
+// returns them as lines and how many nodes have any.
+func (g *grid) settledConditions(ctx context.Context) ([]string, int, error) {
+	deadline := time.Now().Add(settleFor)
+	for {
+		var conds []string
+		troubled, settling := 0, false
+		for _, n := range g.file.Nodes {
+			nd, err := g.client.Node(ctx, n.ID)
+			if err != nil {
+				return nil, 0, fmt.Errorf("read node %d's record: %w", n.ID, err)
+			}
+			for _, c := range nd.Conditions {
+				conds = append(conds, fmt.Sprintf("node %d: %s: %s", n.ID, c.Type, c.Reason))
+				settling = settling || transient[c.Type]
+			}
+			if len(nd.Conditions) > 0 {
+				troubled++
+			}
+		}
+		if !settling || time.Now().After(deadline) {
+			return conds, troubled, nil
+		}
+		g.log.Info("waiting for the nodes' overlay to settle", "conditions", conds)
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-time.After(g.cfg.Heartbeat):
+		}
+	}
 }
 
 // lock keeps a second Run off the same directory.

@@ -33,6 +33,13 @@ const (
 	// handshake no WireGuard session with the peer is alive, so dropping
 	// the pre-shared key cannot disturb traffic.
 	DefaultRecover = device.RejectAfterTime
+	// ConditionPQBlocked is the node condition for peers whose traffic
+	// stopped because they had no post-quantum key within the grace period.
+	ConditionPQBlocked = "overlay-pq-blocked"
+	// ConditionPQMissing is the node condition for peers still reached on
+	// classical keys while the post-quantum exchange is retried: it clears
+	// by itself when the exchange succeeds, or becomes ConditionPQBlocked.
+	ConditionPQMissing = "overlay-pq-missing"
 	// DefaultPQGrace is how long a pair may carry traffic without a
 	// post-quantum session (a first exchange normally completes within a
 	// second or two of contact).
