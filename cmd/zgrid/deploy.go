@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -263,8 +264,13 @@ func printStatusText(w io.Writer, s statusOut) {
 	if s.Reason != "" {
 		fmt.Fprintf(w, "reason: %s\n", s.Reason)
 	}
+	if len(s.Workloads) > 0 && (s.State == ledger.StateCancelled || s.State == ledger.StateExpired) {
+		fmt.Fprintln(w, "workloads as the node last reported them (it removes them now that the contract has ended):")
+	}
 	for _, wl := range s.Workloads {
-		fmt.Fprintf(w, "  %-20s %-12s %s\n", wl.Name, wl.State, wl.Reason)
+		// One line per workload: a reason may hold several lines.
+		reason := strings.Join(strings.Fields(strings.ReplaceAll(wl.Reason, "\n", "; ")), " ")
+		fmt.Fprintf(w, "  %-20s %-12s %s\n", wl.Name, wl.State, reason)
 	}
 }
 
