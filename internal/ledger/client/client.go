@@ -239,6 +239,7 @@ func (c *Client) header(ctx context.Context) (Header, error) {
 		if h.Height >= c.top.Height {
 			c.top = h
 		}
+		h = c.top // never a header older than one already verified
 		c.mu.Unlock()
 		if first && h.Height > 0 {
 			// A new client knows nothing of what other processes wrote
