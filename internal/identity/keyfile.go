@@ -14,7 +14,24 @@ const (
 	KindRoot   KeyKind = "root"   // a person's root key, with its mnemonic
 	KindDevice KeyKind = "device" // a device key a root certifies
 	KindNode   KeyKind = "node"   // a node's key (signing, and sealing via SealKey)
+
+	// Release keys sign The Update Framework metadata of node software
+	// (docs/formats/release.md), one kind per role, so a key made for the
+	// online timestamp role cannot be taken for a root key by mistake.
+	KindReleaseRoot      KeyKind = "release-root"
+	KindReleaseTargets   KeyKind = "release-targets"
+	KindReleaseSnapshot  KeyKind = "release-snapshot"
+	KindReleaseTimestamp KeyKind = "release-timestamp"
 )
+
+// IsRelease reports whether k is one of the release key kinds.
+func (k KeyKind) IsRelease() bool {
+	switch k {
+	case KindReleaseRoot, KindReleaseTargets, KindReleaseSnapshot, KindReleaseTimestamp:
+		return true
+	}
+	return false
+}
 
 // KeyFile is the decrypted content of a key file (see
 // docs/formats/keyfile.md). It never prints secrets; a root key file's
@@ -45,8 +62,8 @@ func NewRootKeyFile(mnemonic string) (*KeyFile, error) {
 
 // NewKeyFile returns a key file for a device or node key.
 func NewKeyFile(kind KeyKind, key PrivateKey) (*KeyFile, error) {
-	if kind != KindDevice && kind != KindNode {
-		return nil, fmt.Errorf("%w: kind %q: use NewRootKeyFile for root keys, else %q or %q", ErrBadKeyFile, kind, KindDevice, KindNode)
+	if kind != KindDevice && kind != KindNode && !kind.IsRelease() {
+		return nil, fmt.Errorf("%w: kind %q: use NewRootKeyFile for root keys, else %q, %q or a release kind", ErrBadKeyFile, kind, KindDevice, KindNode)
 	}
 	kf := &KeyFile{Kind: kind, Key: key}
 	if err := kf.validate(); err != nil {
@@ -99,9 +116,9 @@ func (kf *KeyFile) validate() error {
 	switch kf.Kind {
 	case KindRoot:
 		return kf.validateRoot()
-	case KindDevice, KindNode:
+	case KindDevice, KindNode, KindReleaseRoot, KindReleaseTargets, KindReleaseSnapshot, KindReleaseTimestamp:
 	default:
-		return fmt.Errorf("%w: unknown kind %q (want root, device or node)", ErrBadKeyFile, kf.Kind)
+		return fmt.Errorf("%w: unknown kind %q (want root, device, node or release-ROLE)", ErrBadKeyFile, kf.Kind)
 	}
 	if kf.mnemonic != "" {
 		return fmt.Errorf("%w: only root key files hold a mnemonic", ErrBadKeyFile)

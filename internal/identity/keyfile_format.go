@@ -258,12 +258,12 @@ func (f *fileJSON) public() (PublicKey, error) {
 		err error
 	)
 	switch f.Kind {
-	case KindRoot, KindDevice:
+	case KindRoot, KindDevice, KindReleaseRoot, KindReleaseTargets, KindReleaseSnapshot, KindReleaseTimestamp:
 		k, err = ParsePublicKey(f.Public)
 	case KindNode:
 		k, err = ParseNodeKey(f.Public)
 	default:
-		return k, fmt.Errorf("%w: unknown kind %q (want root, device or node)", ErrKeyFileFormat, f.Kind)
+		return k, fmt.Errorf("%w: unknown kind %q (want root, device, node or release-ROLE)", ErrKeyFileFormat, f.Kind)
 	}
 	if err != nil {
 		return k, fmt.Errorf("%w: public key of a %s key: %w", ErrKeyFileFormat, f.Kind, err)

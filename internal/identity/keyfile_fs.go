@@ -66,6 +66,26 @@ func ReadKeyFile(path string, passphrase []byte) (*KeyFile, error) {
 	return kf, nil
 }
 
+// ReadKeyFilePublic returns the kind and public key a key file's header
+// names, without the passphrase. The header is authenticated only when the
+// file is decrypted: use it for public keys the caller publishes itself
+// (release metadata a person then checks), never to decide whom to trust.
+func ReadKeyFilePublic(path string) (KeyKind, PublicKey, error) {
+	data, err := readKeyFileBytes(path)
+	if err != nil {
+		return "", PublicKey{}, err
+	}
+	f, err := parseKeyFile(data)
+	if err != nil {
+		return "", PublicKey{}, fmt.Errorf("key file %s: %w", path, err)
+	}
+	pub, err := f.public()
+	if err != nil {
+		return "", PublicKey{}, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return f.Kind, pub, nil
+}
+
 func readKeyFileBytes(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
