@@ -504,4 +504,3 @@ func (r *Repo) Status() (*Status, error) {
 	}
 	return out, nil
 }
-
