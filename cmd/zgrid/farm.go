@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,8 +42,41 @@ func newFarmCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return g.print(f, func(w io.Writer) {
+				all, err := c.Nodes(ctx)
+				if err != nil {
+					return err
+				}
+				out := farmView{Farm: f, Nodes: []farmNode{}}
+				for _, n := range all {
+					if n.Farm == f.ID {
+						out.Nodes = append(out.Nodes, farmNode{Node: n, Key: n.Key.NodeString()})
+					}
+				}
+				return g.print(out, func(w io.Writer) {
 					fmt.Fprintf(w, "farm:  %d\nname:  %s\nowner: twin %d\n", f.ID, f.Name, f.Owner)
+					if len(out.Nodes) == 0 {
+						return
+					}
+					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "\nNODE\tRELEASE\tLAST HEARTBEAT\tCONDITIONS")
+					for _, n := range out.Nodes {
+						seen, conds := "never", "-"
+						if n.LastHeartbeat > 0 {
+							seen = time.Unix(n.LastHeartbeat, 0).UTC().Format(time.RFC3339)
+						}
+						if n.Removed > 0 {
+							seen = "removed"
+						}
+						var cs []string
+						for _, c := range n.Conditions {
+							cs = append(cs, c.Type+": "+c.Reason)
+						}
+						if len(cs) > 0 {
+							conds = strings.Join(cs, "; ")
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", n.ID, n.Version, seen, conds)
+					}
+					tw.Flush()
 				})
 			})
 		},
@@ -112,4 +147,16 @@ it reaches: hand the file over by a channel you trust.`,
 	cmd.Flags().StringVar(&out, "out", "", "approval file to write")
 	cmd.Flags().DurationVar(&valid, "valid", 24*time.Hour, "how long the approval may be used")
 	return cmd
+}
+
+// farmView is what `zgrid farm show` prints: the farm and its nodes, each
+// with the release it reports running and its conditions.
+type farmView struct {
+	*ledger.Farm
+	Nodes []farmNode `json:"nodes"`
+}
+
+type farmNode struct {
+	ledger.Node
+	Key string `json:"key"`
 }

@@ -97,7 +97,7 @@ func describeKey(kf *identity.KeyFile, path string) keyInfo {
 	if !kf.Created.IsZero() {
 		ki.Created = kf.Created.UTC().Format("2006-01-02T15:04:05Z")
 	}
-	if sk, err := kf.SealKey(); err == nil {
+	if sk, err := kf.SealKey(); err == nil && !kf.Kind.IsRelease() {
 		ki.Seal = sk.Public().String()
 	}
 	return ki

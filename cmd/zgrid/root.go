@@ -71,7 +71,7 @@ machine you trust.`,
 	f.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up on ledger operations after this long")
 	f.StringVar(&g.trustFile, "trust", os.Getenv("ZGRID_TRUST"), "trusted ledger state file, kept current as zgrid verifies newer blocks (default: the grid's, or one per ledger URL under your config directory; env ZGRID_TRUST)")
 	f.StringVar(&g.trustOptions, "trust-options", "", "HEIGHT:HASH of a block header to trust (from `zgrid chain status` on a machine you trust); replaces the trusted state")
-	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
+	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g), newReleaseCmd(g))
 	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
 	root.AddCommand(newExposeCmd(g))
 	return root

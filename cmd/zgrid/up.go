@@ -34,6 +34,13 @@ needs, and stops with a list of what is missing otherwise:
 
 ` + grid.Requirements() + `
 
+zgrid up is also the grid's release manager: it keeps a release repository
+of zgridd (The Update Framework) in DIR/release/repo with keys in
+DIR/release/keys (root 2 of 3), signs the zgridd it runs as the next release
+whenever it changed, and serves the repository from its hub; the nodes run
+only the release that verifies and follow new ones ('zgrid release publish
+--repo DIR/release/repo --keys …' publishes one by hand).
+
 This is a development grid: its keys are in DIR/keys under a generated
 passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 
@@ -59,6 +66,7 @@ passphrase stored in DIR/keys/passphrase, readable by whoever can read DIR.
 	f.StringVar(&cfg.Zgridd, "zgridd", "", "zgridd binary (default: next to zgrid, on PATH, or built from the source tree into DIR/bin)")
 	f.DurationVar(&cfg.BlockInterval, "block-interval", 0, "ledger block time (default 500ms)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "node heartbeat period (default 10s)")
+	f.DurationVar(&cfg.ReleaseEvery, "release-every", 0, "how often nodes check the hub for a new release of zgridd (default 10s)")
 	return cmd
 }
 

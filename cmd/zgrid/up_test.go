@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +64,7 @@ func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 	go func() {
 		cmd := newRoot(&out, &errb)
 		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", "2", "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0",
-			"--block-interval", "200ms", "--heartbeat", "2s"})
+			"--block-interval", "200ms", "--heartbeat", "2s", "--release-every", "1s"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
 	deadline := time.After(75 * time.Second)
@@ -162,6 +164,7 @@ func TestUpDeployHello(t *testing.T) {
 	if !strings.Contains(body, "(visit 2)") {
 		t.Fatalf("GET %s: %q, want the second visit", url, body)
 	}
+	checkNodesFollowRelease(t, dir, gf, c, fmt.Sprintf("zg-%d-web", id))
 	c.Close()
 	stop()
 	assertGridGone(t, dir, gf)
@@ -295,4 +298,105 @@ func TestUpHelpNamesPrerequisites(t *testing.T) {
 			t.Errorf("zgrid up --help does not name %q:\n%s", w, out)
 		}
 	}
+}
+
+// checkNodesFollowRelease publishes a second release of zgridd while the
+// grid runs: every node verifies it, re-executes it from memory in the
+// same process, reports it on the ledger, and its container keeps running
+// (same pid).
+func checkNodesFollowRelease(t *testing.T, dir string, gf *grid.File, c *client.Client, ctr string) {
+	t.Helper()
+	runcRoot := filepath.Join(dir, "nodes", "node1", "run", "runc")
+	pidBefore := containerPID(t, runcRoot, ctr)
+	nodes := nodeProcs(t, dir)
+	if len(nodes) != len(gf.Nodes) {
+		t.Fatalf("found node processes %v for %d nodes", nodes, len(gf.Nodes))
+	}
+	for _, n := range gf.Nodes {
+		if got := nodeVersion(t, c, n.ID); got != "1" {
+			t.Fatalf("node %d reports release %q, want 1 (the zgridd zgrid up signed)", n.ID, got)
+		}
+	}
+	// Release 2: the same program with other bytes (an ELF runs with data
+	// appended), so no second build is needed.
+	st, _, err := run(t, "release", "status", "--repo", gf.Release, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		Targets []struct{ Name, SHA256 string }
+	}
+	if err := json.Unmarshal([]byte(st), &status); err != nil || len(status.Targets) != 1 {
+		t.Fatalf("release status: %v %s", err, st)
+	}
+	bin, err := os.ReadFile(filepath.Join(gf.Release, "targets", status.Targets[0].SHA256+"."+status.Targets[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel2 := filepath.Join(t.TempDir(), "zgridd")
+	if err := os.WriteFile(rel2, append(bin, "\nzerogrid test release 2\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(filepath.Dir(gf.Release), "keys")
+	if _, errb, err := run(t, "release", "publish", "--repo", gf.Release, "--version", "2", "--hub", gf.Hub,
+		"--keys", strings.Join([]string{filepath.Join(keys, "targets.key"), filepath.Join(keys, "snapshot.key"), filepath.Join(keys, "timestamp.key")}, ","),
+		status.Targets[0].Name+"="+rel2); err != nil {
+		t.Fatalf("release publish: %v\n%s", err, errb)
+	}
+	for _, n := range gf.Nodes {
+		eventually(t, 60*time.Second, fmt.Sprintf("node %d running release 2", n.ID), func() (string, bool) {
+			v := nodeVersion(t, c, n.ID)
+			return v, v == "2"
+		})
+	}
+	after := nodeProcs(t, dir)
+	for pid, exe := range nodes {
+		if _, ok := after[pid]; !ok {
+			t.Fatalf("node process %d (%s) is gone: the update did not re-execute in place", pid, exe)
+		}
+		if got := after[pid]; got != "/memfd:zgridd-2 (deleted)" {
+			t.Errorf("node process %d runs %q, want the verified release from memory", pid, got)
+		}
+	}
+	if pid := containerPID(t, runcRoot, ctr); pid != pidBefore {
+		t.Fatalf("container %s was restarted by the update: pid %d, before %d", ctr, pid, pidBefore)
+	}
+}
+
+func nodeVersion(t *testing.T, c *client.Client, id uint64) string {
+	n, err := c.Node(t.Context(), id)
+	if err != nil {
+		return err.Error()
+	}
+	return n.Version
+}
+
+// nodeProcs maps the pids of the grid's node agents to their executables.
+func nodeProcs(t *testing.T, dir string) map[int]string {
+	out := map[int]string{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		args := strings.Split(string(b), "\x00")
+		if len(args) < 2 || args[1] != "node" || !bytes.Contains(b, []byte(dir)) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		exe, _ := os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+		out[pid] = exe
+	}
+	return out
+}
+
+func containerPID(t *testing.T, runcRoot, id string) int {
+	t.Helper()
+	b, err := exec.Command("runc", "--root", runcRoot, "state", id).Output()
+	if err != nil {
+		t.Fatalf("runc state %s: %v", id, err)
+	}
+	var st struct{ Pid int }
+	if err := json.Unmarshal(b, &st); err != nil || st.Pid == 0 {
+		t.Fatalf("runc state %s: %v %s", id, err, b)
+	}
+	return st.Pid
 }

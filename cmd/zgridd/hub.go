@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -12,10 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zerogrid/zerogrid/internal/hub"
+	"github.com/zerogrid/zerogrid/internal/release"
 )
 
 type hubFlags struct {
 	dir, listen          string
+	releaseRoot          string
 	maxManifest, maxBlob string
 	maxUploads           int
 }
@@ -34,6 +38,13 @@ nodes check what they pull against the digest they asked for: a digest
 always names the same bytes. Pushing is open to anyone who can reach ADDR,
 so by default the hub listens on 127.0.0.1 only.
 
+It also serves the release repository of node software under /tuf/ (The
+Update Framework; files in DIR/tuf). With --release-root FILE it takes
+pushes from 'zgrid release push' that verify from that root (a threshold of
+the release keys' signatures, versions only going up): no account is
+needed, and nothing unsigned is ever served as a release. Without it the
+hub serves what DIR/tuf holds (a mirror) and refuses pushes.
+
 Prints 'hub ready: http://ADDR' when it listens. Stop with Ctrl-C or
 SIGTERM.`,
 		Args: cobra.NoArgs,
@@ -44,6 +55,7 @@ SIGTERM.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:5000", "listen address host:port (port 0 picks a free one)")
 	fl.StringVar(&f.maxManifest, "max-manifest-size", "4MiB", "largest manifest accepted (bytes, or with KiB, MiB, GiB)")
 	fl.StringVar(&f.maxBlob, "max-blob-size", "2GiB", "largest blob (layer or config) accepted (bytes, or with KiB, MiB, GiB)")
+	fl.StringVar(&f.releaseRoot, "release-root", "", "root metadata of the release repository whose pushes this hub takes (from 'zgrid release init')")
 	fl.IntVar(&f.maxUploads, "max-uploads", hub.DefaultMaxUploads, "upload sessions in progress at once")
 	return cmd
 }
@@ -61,8 +73,17 @@ func runHub(cmd *cobra.Command, g *globals, f *hubFlags) error {
 		return err
 	}
 	log := g.logger().With("module", "hub")
-	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads})
+	rel := &release.Handler{Dir: filepath.Join(f.dir, "tuf"), Log: log.With("module", "release")}
+	if f.releaseRoot != "" {
+		if rel.Root, err = os.ReadFile(f.releaseRoot); err != nil {
+			return fmt.Errorf("--release-root: %w", err)
+		}
+	}
+	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads, Release: rel})
 	if err != nil {
+		return err
+	}
+	if err := rel.Init(); err != nil { // after hub.New has made or checked its directory
 		return err
 	}
 	if err := srv.Start(f.listen); err != nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/node"
 	"github.com/zerogrid/zerogrid/internal/overlay"
+	"github.com/zerogrid/zerogrid/internal/release"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
 	"github.com/zerogrid/zerogrid/internal/workload/container"
@@ -41,6 +43,8 @@ type nodeFlags struct {
 	heartbeat                                   time.Duration
 	pqGrace                                     time.Duration
 	insecure                                    []string
+	releaseRoot, hub                            string
+	releaseEvery                                time.Duration
 }
 
 func newNodeCmd(g *globals) *cobra.Command {
@@ -68,7 +72,15 @@ state comes from --trust-root FILE (a trust file from 'zgrid up' or
 verified view of the chain); the node never takes its chain id or validators
 from the ledger it asks.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := runNode(cmd, g, f)
+			var re *reexec
+			if errors.As(err, &re) {
+				// everything runNode opened is closed: hand the process over
+				return release.ExecMemory(re.up, os.Args, os.Environ())
+			}
+			return err
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.ledger, "ledger", "http://127.0.0.1:26657", "ledger RPC URL")
@@ -84,6 +96,9 @@ from the ledger it asks.`,
 	fl.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "how often to report capacity, the workload types this node runs and its conditions")
 	fl.StringSliceVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (images are still verified by digest)")
 	fl.StringVar(&f.overlay, "overlay", "", "join the overlay: IP:PORT of this node's UDP endpoint, announced on the ledger (needs root and /dev/net/tun)")
+	fl.StringVar(&f.releaseRoot, "release-root", "", "root metadata of the release repository this node takes its software from (with --hub)")
+	fl.StringVar(&f.hub, "hub", "", "hub URL serving the release repository under /tuf/")
+	fl.DurationVar(&f.releaseEvery, "release-every", time.Minute, "how often to check for a new release")
 	fl.DurationVar(&f.pqGrace, "pq-grace", overlay.DefaultPQGrace, fmt.Sprintf("on the overlay: how long traffic with a peer may flow without a post-quantum key before it stops (at most %s; it cannot be turned off)", overlay.MaxPQGrace))
 	return cmd
 }
@@ -101,6 +116,13 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
+	up, err := startRelease(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	ctx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	var pending *release.Update
 	approval, err := readApproval(f.approval)
 	if err != nil {
 		return err
@@ -136,8 +158,12 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 	}
 	defer ms.close()
 	signer := c.Signer(key) // one sequence for heartbeats, accepts and reports
-	r, err := node.NewReconciler(node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: ms.byType,
-		CannotRun: ms.cannotRun, DataDir: f.data, Logger: log})
+	cfg := node.Config{Client: c, Key: key, Signer: signer, NodeID: id, Managers: ms.byType,
+		CannotRun: ms.cannotRun, DataDir: f.data, Logger: log}
+	if up != nil {
+		cfg.Gate = up.BelowMinimum
+	}
+	r, err := node.NewReconciler(cfg)
 	if err != nil {
 		return err
 	}
@@ -148,8 +174,8 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 			if err != nil {
 				return nil, fmt.Errorf("measure capacity: %w", err)
 			}
-			return &ledger.NodeHeartbeat{Capacity: capa, Version: Version, Overlay: announce, Types: types,
-				Conditions: slices.Concat(conds, node.LedgerConditions(c, time.Now()), overlayConditions(ov))}, nil
+			return &ledger.NodeHeartbeat{Capacity: capa, Version: runningVersion(up), Overlay: announce, Types: types,
+				Conditions: slices.Concat(conds, node.LedgerConditions(c, time.Now()), overlayConditions(ov), releaseConditions(up))}, nil
 		}}
 	if ov != nil {
 		a.Overlay, a.Nodes, a.NodeID, a.OverlayEvery = overlayPeers{ov}, c, id, 3*time.Second
@@ -157,8 +183,89 @@ func runNode(cmd *cobra.Command, g *globals, f *nodeFlags) error {
 			a.Networks = hostedNetworks{m}
 		}
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s\n", id, f.farm, key.Public().NodeString())
-	return a.Run(ctx) // returns once its loops are done: the deferred closes come after
+	fmt.Fprintf(cmd.OutOrStdout(), "node ready: node %d farm %d key %s release %s\n", id, f.farm, key.Public().NodeString(), runningVersion(up))
+	done := make(chan struct{})
+	if up != nil {
+		go func() {
+			defer close(done)
+			if u := up.Run(ctx); u != nil {
+				pending = u
+				log.Info("stopping the agent to run the new release", "version", u.Release.Version)
+				stopAgent()
+			}
+		}()
+	} else {
+		close(done)
+	}
+	err = a.Run(ctx) // returns once its loops are done: the deferred closes come after
+	stopAgent()
+	<-done
+	if pending != nil {
+		return &reexec{up: pending}
+	}
+	return err
+}
+
+// reexec asks newNodeCmd to run a verified release in place of this
+// program once runNode has closed everything it opened.
+type reexec struct{ up *release.Update }
+
+func (r *reexec) Error() string { return "re-executing release " + r.up.Release.Version }
+
+// startRelease verifies the node's own software against the release
+// repository before anything else runs: if a newer verified release is
+// there, it is returned as a reexec at once. A refusal leaves the running
+// software in charge and is reported as a condition.
+func startRelease(ctx context.Context, f *nodeFlags, log *slog.Logger) (*release.Updater, error) {
+	if f.releaseRoot == "" {
+		return nil, nil
+	}
+	if f.hub == "" {
+		return nil, fmt.Errorf("--release-root needs --hub URL: the hub serving the release repository")
+	}
+	root, err := os.ReadFile(f.releaseRoot)
+	if err != nil {
+		return nil, fmt.Errorf("--release-root: %w", err)
+	}
+	self, err := release.SelfHash()
+	if err != nil {
+		return nil, fmt.Errorf("hash the running binary: %w", err)
+	}
+	dir := filepath.Join(f.data, "release")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	up := &release.Updater{Client: &release.Client{Hub: f.hub, Dir: dir, Root: root}, Self: self, Every: f.releaseEvery,
+		Log: log.With("module", "release")}
+	up.Init()
+	if u := up.Step(ctx); u != nil {
+		log.Info("running the verified release", "version", u.Release.Version)
+		return nil, &reexec{up: u}
+	}
+	return up, nil
+}
+
+// runningVersion is what the heartbeat reports as the node's software:
+// the verified release version, or the build's version marked unverified.
+func runningVersion(up *release.Updater) string {
+	if up != nil {
+		if v := up.Version(); v != "" {
+			return v
+		}
+	}
+	return Version + "+unverified"
+}
+
+func releaseConditions(up *release.Updater) []ledger.NodeCondition {
+	if up == nil {
+		return []ledger.NodeCondition{{Type: "release-unverified",
+			Reason: "started without --release-root: this node's software is not checked against signed releases"}}
+	}
+	var out []ledger.NodeCondition
+	for _, c := range up.Conditions() {
+		out = append(out, ledger.NodeCondition{Type: c.Type, Reason: conditionReason(c.Reason)})
+	}
+	return out
 }
 
 func loadNodeKey(path string) (identity.PrivateKey, error) {

@@ -22,6 +22,10 @@ type File struct {
 	Trust          string   `json:"trust"`             // the trusted ledger state (client.TrustRoot) clients verify from
 	Example        string   `json:"example,omitempty"` // the spec rewritten for this grid, if built
 	Gateway        *Gateway `json:"gateway,omitempty"`
+	// Release is the grid's release repository of zgridd (zgrid release
+	// publish --repo); its keys are in the release/keys directory beside it,
+	// under the grid's passphrase.
+	Release string `json:"release,omitempty"`
 }
 
 // FileVersion is the version of the grid.json format written by Run.

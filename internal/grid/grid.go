@@ -35,6 +35,9 @@ type Config struct {
 	// BlockInterval is the ledger's block time (default 500ms), Heartbeat
 	// the nodes' heartbeat period (default 10s).
 	BlockInterval, Heartbeat time.Duration
+	// ReleaseEvery is how often nodes check the hub for a new release of
+	// their software (default 10s).
+	ReleaseEvery time.Duration
 	// Namespaces puts each node in its own network namespace; it needs
 	// root.
 	Namespaces bool
@@ -66,6 +69,7 @@ func (c *Config) defaults() error {
 	c.GatewayAddr = or(c.GatewayAddr, "127.0.0.1:8443")
 	c.BlockInterval = or(c.BlockInterval, 500*time.Millisecond)
 	c.Heartbeat = or(c.Heartbeat, 10*time.Second)
+	c.ReleaseEvery = or(c.ReleaseEvery, 10*time.Second)
 	c.Log = or(c.Log, slog.New(slog.DiscardHandler))
 	c.Stdout = or[io.Writer](c.Stdout, os.Stdout)
 	c.Rand = or[io.Reader](c.Rand, rand.Reader)
@@ -97,6 +101,7 @@ type grid struct {
 	started  time.Time
 	userTwin uint64
 	zgridd   string // the zgridd binary the nodes and the gateway run
+	rel      *gridRelease
 	// trustRoot is a file holding the chain's first block, which nodes
 	// and the gateway start verifying from.
 	trustRoot string
@@ -127,9 +132,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if g.zgridd, err = findZgridd(ctx, cfg.Zgridd, filepath.Join(cfg.Dir, "bin"), g.log); err != nil {
 		return err
 	}
+	if g.rel, err = setupRelease(cfg.Dir, g.zgridd, g.keys); err != nil {
+		return fmt.Errorf("release repository: %w", err)
+	}
+	g.log.Info("zgridd is signed as a release", "version", g.rel.version, "repo", g.rel.repo.Dir)
+	g.file.Release = g.rel.repo.Dir
 	if err := g.startServices(ctx); err != nil {
 		return err
 	}
+	go g.rel.refreshEvery(ctx, 6*time.Hour, g.file.Hub, g)
 	if err := g.register(ctx); err != nil {
 		return err
 	}
@@ -257,12 +268,25 @@ func (g *grid) startServices(ctx context.Context) error {
 			g.log.Warn("stop ledger", "err", err)
 		}
 	})
-	h, err := hub.New(hub.Config{Dir: filepath.Join(g.cfg.Dir, "hub"), Logger: g.log.With("module", "hub")})
+	hubDir := filepath.Join(g.cfg.Dir, "hub")
+	rel, err := g.rel.handler(hubDir)
 	if err != nil {
+		return err
+	}
+	rel.Log = g.log.With("module", "release")
+	h, err := hub.New(hub.Config{Dir: hubDir, Logger: g.log.With("module", "hub"), Release: rel})
+	if err != nil {
+		return err
+	}
+	if err := rel.Init(); err != nil {
 		return err
 	}
 	if err := h.Start(g.cfg.HubAddr); err != nil {
 		return err
+	}
+	if err := g.rel.push(ctx, "http://"+h.Addr().String()); err != nil {
+		h.Shutdown(context.Background())
+		return fmt.Errorf("publish zgridd to the grid's hub: %w", err)
 	}
 	g.undo = append(g.undo, func() {
 		g.log.Info("stopping hub")

@@ -20,6 +20,7 @@ type keys struct {
 	user     *identity.KeyFile
 	farmer   *identity.KeyFile
 	nodes    []*identity.KeyFile
+	random   io.Reader
 }
 
 func (k *keys) userPath() string      { return filepath.Join(k.dir, "user.key") }
@@ -36,7 +37,7 @@ func loadKeys(dir string, n int, random io.Reader) (*keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	k := &keys{dir: dir, passFile: filepath.Join(dir, "passphrase")}
+	k := &keys{dir: dir, passFile: filepath.Join(dir, "passphrase"), random: random}
 	var err error
 	if k.pass, err = loadPassphrase(k.passFile, random); err != nil {
 		return nil, err

@@ -93,7 +93,9 @@ func (g *grid) startNode(ctx context.Context, i int, bin, ledgerURL, registry st
 		"--data", p.data, "--approval", g.keys.approval(i), "--trust-root", g.trustRoot, "--run-dir", p.runDir,
 		"--subnet", fmt.Sprintf("10.250.%d.0/24", i), "--heartbeat", g.cfg.Heartbeat.String(),
 		// Nodes on one machine must not share host ids: 256 deployments' ranges each.
-		"--id-pool", fmt.Sprintf("%#x:%d", nodeIDPoolFirst+uint64(i-1)*nodeIDPoolCount*idmap.Size, nodeIDPoolCount)}
+		"--id-pool", fmt.Sprintf("%#x:%d", nodeIDPoolFirst+uint64(i-1)*nodeIDPoolCount*idmap.Size, nodeIDPoolCount),
+		// nodes run only the zgridd the grid signed, and follow its releases
+		"--release-root", g.rel.root, "--hub", "http://" + registry, "--release-every", g.cfg.ReleaseEvery.String()}
 	n := Node{}
 	if g.cfg.Namespaces {
 		p.netns = g.net.netns(i)

@@ -45,6 +45,9 @@ type Config struct {
 	// crypto/rand by default).
 	Now  func() time.Time
 	Rand io.Reader
+	// Release, when set, serves everything under /tuf/ (the release
+	// repository, internal/release.Handler).
+	Release http.Handler
 }
 
 func (c *Config) setDefaults() {

@@ -155,6 +155,11 @@ func (d *deployment) admit(ctx context.Context, c *ledger.Contract) (*spec.Spec,
 	if c.Accepted == c.Generation {
 		return s, secrets, nil
 	}
+	if g := d.r.cfg.Gate; g != nil {
+		if err := g(); err != nil {
+			return nil, nil, fmt.Errorf("not accepting new contracts: %w", err)
+		}
+	}
 	_, err = d.r.cfg.Signer.Submit(ctx, ledger.Op{ContractAccept: &ledger.ContractAccept{Contract: c.ID, Generation: c.Generation}})
 	switch ledger.CodeOf(err) {
 	case ledger.CodeOK:

@@ -37,6 +37,12 @@ type Config struct {
 	// "runc is not installed (Debian package runc)"). A contract naming a
 	// type without a manager is refused with that reason, never accepted.
 	CannotRun map[string]string
+	// Gate, when set, is asked before this node accepts a generation it
+	// has not accepted yet: while it returns an error (e.g. the release
+	// this node runs is below the minimum a newer release requires), no new
+	// contract is accepted; accepted ones keep running. It is retried, not
+	// a refusal of the contract.
+	Gate func() error
 	// Tick is how often each deployment observes its workloads and reports
 	// changes (default 1 s).
 	Tick   time.Duration

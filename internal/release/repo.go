@@ -504,3 +504,31 @@ func (r *Repo) Status() (*Status, error) {
 	}
 	return out, nil
 }
+
+// RoleKeys returns the public keys and threshold the newest root names for
+// role.
+func (r *Repo) RoleKeys(role string) ([]identity.PublicKey, int, error) {
+	st, err := r.load()
+	if err != nil {
+		return nil, 0, err
+	}
+	rl := st.root.Signed.Roles[role]
+	if rl == nil {
+		return nil, 0, fmt.Errorf("root names no %s role", role)
+	}
+	var out []identity.PublicKey
+	for _, id := range rl.KeyIDs {
+		k := st.root.Signed.Keys[id]
+		if k == nil || k.Type != metadata.KeyTypeEd25519 {
+			return nil, 0, fmt.Errorf("root key %s of the %s role is not an ed25519 key", id, role)
+		}
+		b, err := hex.DecodeString(k.Value.PublicKey)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, 0, fmt.Errorf("root key %s: bad public key", id)
+		}
+		var pub identity.PublicKey
+		copy(pub[:], b)
+		out = append(out, pub)
+	}
+	return out, rl.Threshold, nil
+}
