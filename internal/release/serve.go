@@ -346,7 +346,15 @@ func Push(ctx context.Context, hc *http.Client, hubURL, dir string) (string, err
 	return msg, nil
 }
 
+// writePush writes the repository's metadata and the target files its
+// newest targets metadata names (older targets are on the hub already).
 func writePush(w io.Writer, dir string) error {
+	current := map[string]bool{}
+	if st, err := (&Repo{Dir: dir}).load(); err == nil && st.targets != nil {
+		for name, tf := range st.targets.Signed.Targets {
+			current["targets/"+hex.EncodeToString(tf.Hashes["sha256"])+"."+name] = true
+		}
+	}
 	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -357,8 +365,8 @@ func writePush(w io.Writer, dir string) error {
 			return err
 		}
 		name := filepath.ToSlash(rel)
-		if !metaName.MatchString(name) && !targetName.MatchString(name) {
-			return nil // temporary files and anything else
+		if !metaName.MatchString(name) && !current[name] {
+			return nil // older targets, temporary files and anything else
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
