@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +94,53 @@ func TestRefusesWhatAManagerWouldRefuse(t *testing.T) {
 	for _, ref := range []workload.Ref{{Deployment: id, Name: "web"}, {Deployment: id, Name: "data"}} {
 		if n := ctr.Counts(ref).Creates + vol.Counts(ref).Creates; n != 0 {
 			t.Errorf("%s of a refused contract was created", ref.Name)
+		}
+	}
+}
+
+// TestGateHoldsNewContracts: while the gate says no (the node runs a
+// release below a signed minimum), a new contract is not accepted and
+// nothing is created; once it says yes, the contract is accepted and runs.
+func TestGateHoldsNewContracts(t *testing.T) {
+	t.Parallel()
+	g := newGrid(t)
+	id := g.deploy(g.user, webSpec(t))
+	clock := workload.SystemClock{}
+	ctr, vol := workload.NewInmem(spec.TypeContainer, clock), workload.NewInmem(spec.TypeVolume, clock)
+	var open atomic.Bool
+	r, err := NewReconciler(Config{Client: g.c, Key: g.nodeKey, NodeID: g.nodeID, DataDir: t.TempDir(),
+		Managers: map[string]workload.Manager{spec.TypeContainer: ctr, spec.TypeVolume: vol},
+		Gate: func() error {
+			if open.Load() {
+				return nil
+			}
+			return errors.New("release 2 or newer is required; this node runs 1")
+		},
+		Resync: 200 * time.Millisecond, Tick: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(600 * time.Millisecond) // 30 blocks of the in-memory ledger; a contract expires after 120
+	c, err := g.c.Contract(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Accepted != 0 || vol.Counts(workload.Ref{Deployment: id, Name: "data"}).Creates != 0 {
+		t.Fatalf("a closed gate let the contract through: accepted %d", c.Accepted)
+	}
+	open.Store(true)
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Accepted == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not accepted after the gate opened: %+v", c)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if c, err = g.c.Contract(t.Context(), id); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
