@@ -131,18 +131,24 @@ ZGRID_MNEMONIC when set, else from a prompt.`,
 			if err != nil {
 				return err
 			}
-			pass, err := identity.Passphrase("New passphrase for "+out+": ", true, os.Stdin, g.stderr)
-			if err != nil {
-				return err
-			}
-			if err := identity.WriteKeyFile(out, kf, pass); err != nil {
-				return err
-			}
-			return g.print(describeKey(kf, out), func(w io.Writer) { fmt.Fprintln(w, kf.PublicText()) })
+			return g.writeNewKey(out, kf)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "key file to write (must not exist)")
 	return cmd
+}
+
+// writeNewKey asks for a new passphrase (twice), writes kf to out under
+// it and prints the public key.
+func (g *globals) writeNewKey(out string, kf *identity.KeyFile) error {
+	pass, err := identity.Passphrase("New passphrase for "+out+": ", true, os.Stdin, g.stderr)
+	if err != nil {
+		return err
+	}
+	if err := identity.WriteKeyFile(out, kf, pass); err != nil {
+		return err
+	}
+	return g.print(describeKey(kf, out), func(w io.Writer) { fmt.Fprintln(w, kf.PublicText()) })
 }
 
 func newKeyShowCmd(g *globals) *cobra.Command {

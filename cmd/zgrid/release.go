@@ -70,14 +70,7 @@ func newReleaseKeysCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pass, err := identity.Passphrase("New passphrase for "+out+": ", true, os.Stdin, g.stderr)
-			if err != nil {
-				return err
-			}
-			if err := identity.WriteKeyFile(out, kf, pass); err != nil {
-				return err
-			}
-			return g.print(describeKey(kf, out), func(w io.Writer) { fmt.Fprintln(w, kf.PublicText()) })
+			return g.writeNewKey(out, kf)
 		},
 	}
 	nw.Flags().StringVar(&role, "role", "", "root, targets, snapshot or timestamp")
