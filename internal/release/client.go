@@ -131,9 +131,13 @@ func (c *Client) target() string {
 func (c *Client) TrustedRoot() ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(c.Dir, "root.json"))
 	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+		if _, perr := metadata.Root().FromBytes(b); perr == nil || len(c.Root) == 0 {
+			return b, nil
+		}
+		// go-tuf renames its files into place without syncing them: after
+		// a power loss the copy may be empty. The first root is as good a
+		// start: the chain of signed roots leads from it to the newest.
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	if len(c.Root) == 0 {

@@ -30,6 +30,11 @@ func TestUpdater(t *testing.T) {
 		t.Fatalf("after a restart: version %q", u2.Version())
 	}
 
+	// A cached root damaged by a crash: the client starts again from the
+	// root it was given.
+	if err := os.WriteFile(filepath.Join(f.client.Dir, "root.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	f.publish("2", two)
 	rel, err := f.client.Check(context.Background())
 	if err != nil {
