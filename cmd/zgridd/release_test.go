@@ -152,6 +152,52 @@ func TestNodeFollowsReleases(t *testing.T) {
 	if n.Version != "2" {
 		t.Fatalf("node reports release %q after a rollback attempt", n.Version)
 	}
+	px.reset()
+
+	// Root rotation: new root and timestamp keys, signed by the old root
+	// threshold and the new one; the node follows.
+	retired := filepath.Join(dir, "retired")
+	if err := os.CopyFS(retired, os.DirFS(repo.Dir)); err != nil {
+		t.Fatal(err)
+	}
+	next := release.RoleSet{}
+	nextSigners := release.Signers{release.RoleTargets: signers[release.RoleTargets], release.RoleSnapshot: signers[release.RoleSnapshot]}
+	for role, rk := range roles {
+		if role == release.RoleRoot || role == release.RoleTimestamp {
+			rk = release.RoleKeys{Threshold: rk.Threshold}
+			for range len(roles[role].Keys) {
+				k, _ := identity.GenerateKey(rand.Reader)
+				nextSigners[role] = append(nextSigners[role], k)
+				rk.Keys = append(rk.Keys, k.Public())
+			}
+		}
+		next[role] = rk
+	}
+	if err := repo.Rotate(next, signers[release.RoleRoot][:2], nextSigners[release.RoleRoot][:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Refresh(nextSigners); err != nil {
+		t.Fatal(err)
+	}
+	push()
+	waitFor(t, "the node following the rotated root", func() (int64, bool) {
+		b, _ := os.ReadFile(filepath.Join(dir, "data", "release", "root.json"))
+		var r struct{ Signed struct{ Version int64 } }
+		json.Unmarshal(b, &r)
+		return r.Signed.Version, r.Signed.Version == 2
+	})
+	// A newer timestamp signed only by the retired timestamp key: refused.
+	old := &release.Repo{Dir: retired}
+	for range 3 {
+		if err := old.Refresh(release.Signers{release.RoleSnapshot: signers[release.RoleSnapshot], release.RoleTimestamp: signers[release.RoleTimestamp]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, _ := os.ReadFile(filepath.Join(retired, "timestamp.json"))
+	px.set("/tuf/timestamp.json", stale)
+	node("metadata signed by a retired key refused", func(n *ledger.Node) bool {
+		return strings.Contains(cond(n, release.CondRefused), release.ReasonSignature) && n.Version == "2"
+	})
 }
 
 func startHub(t *testing.T, bin, dir, root string) string {
@@ -192,6 +238,12 @@ func (p *tamperProxy) set(path string, b []byte) {
 		p.paths = map[string][]byte{}
 	}
 	p.paths[path] = b
+}
+
+func (p *tamperProxy) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paths = nil
 }
 
 func (p *tamperProxy) tamper(target string, b []byte) {
