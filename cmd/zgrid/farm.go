@@ -26,7 +26,23 @@ func newFarmCmd(g *globals) *cobra.Command {
 		Short: "Create a farm owned by your twin; prints the farm id",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.submitOp(cmd, "create farm", ledger.Op{FarmCreate: &ledger.FarmCreate{Name: args[0]}}, idText)
+			return g.withSession(cmd, func(ctx context.Context, s *session) error {
+				res, err := s.submit(ctx, "create farm", ledger.Op{FarmCreate: &ledger.FarmCreate{Name: args[0]}})
+				if err != nil {
+					return err
+				}
+				// The id comes from the validator's commit notice: print it
+				// only once the verified state shows this farm as ours.
+				a, err := s.client.Account(ctx, s.key.Public())
+				if err != nil {
+					return fmt.Errorf("farm created, but reading it back with a proof failed: %w", err)
+				}
+				f, err := s.client.Farm(ctx, res.ID)
+				if err != nil || f.Owner != a.Twin || f.Name != args[0] {
+					return fmt.Errorf("the validator announced farm %d, but the verified ledger does not show it as your farm %q (%v): the validator lies; use another (--ledger)", res.ID, args[0], err)
+				}
+				return printTx(g, res, idText(res))
+			})
 		},
 	}, &cobra.Command{
 		Use:   "show ID",

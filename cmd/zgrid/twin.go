@@ -83,6 +83,15 @@ func newTwinRegisterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The id comes from the validator's commit notice: print it only
+			// once the verified state agrees.
+			a, err := s.client.Account(ctx, s.key.Public())
+			if err != nil {
+				return fmt.Errorf("twin registered, but reading it back with a proof failed: %w", err)
+			}
+			if a.Twin != res.ID {
+				return fmt.Errorf("the validator announced twin %d, but the verified ledger says this key's twin is %d: the validator lies; use another (--ledger)", res.ID, a.Twin)
+			}
 			return printTx(g, res, strconv.FormatUint(res.ID, 10))
 		},
 	}
