@@ -23,24 +23,25 @@ var errStreamBroken = errors.New("fusefs: streaming upload abandoned")
 type upstream struct {
 	cond   *sync.Cond
 	cancel context.CancelFunc
-	done   chan error // the Put's result, once
-	pos    int64      // bytes handed to the Put
-	end    int64      // with ended: the file's final size
-	ended  bool       // the writer marked the end: the reader returns EOF at end
-	broken bool       // abandoned
-	path   string     // the name the Put stores under
+	done   chan struct{} // closed when the Put returned; err is then set
+	err    error         // the Put's result, read after done
+	pos    int64         // bytes handed to the Put
+	end    int64         // with ended: the file's final size
+	ended  bool          // the writer marked the end: the reader returns EOF at end
+	broken bool          // abandoned
+	path   string        // the name the Put stores under
 }
 
 // startStream begins a streaming upload of an empty spool, if the file is
 // eligible. Called with n.mu held.
 func (n *fileNode) startStream(p string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &upstream{cond: sync.NewCond(&n.mu), cancel: cancel, done: make(chan error, 1), path: p}
+	u := &upstream{cond: sync.NewCond(&n.mu), cancel: cancel, done: make(chan struct{}), path: p}
 	n.up = u
 	mode, mtime := n.mode, n.sp.mtime
 	go func() {
-		_, err := n.fsys.st.Put(ctx, p, &streamReader{n: n, u: u}, mode, mtime)
-		u.done <- err
+		_, u.err = n.fsys.st.Put(ctx, p, &streamReader{n: n, u: u}, mode, mtime)
+		close(u.done) // every waiter sees it: descriptors may close at once
 	}()
 }
 
@@ -57,7 +58,8 @@ func (n *fileNode) breakStream() {
 
 // finishStream marks the end of the file and waits for the streamed Put to
 // commit. It returns false when no usable stream exists (upload normally).
-// Called with n.mu held; releases it while waiting.
+// Called with n.mu held; releases it while waiting. Any number of callers
+// may wait on the same stream (several descriptors closed at once).
 func (n *fileNode) finishStream() (bool, error) {
 	u := n.up
 	if u == nil || u.broken || u.path != n.path() {
@@ -68,8 +70,9 @@ func (n *fileNode) finishStream() (bool, error) {
 	u.cond.Broadcast()
 	gen := n.sp.gen
 	n.mu.Unlock()
-	err := <-u.done
+	<-u.done
 	n.mu.Lock()
+	err := u.err
 	u.cancel()
 	if n.up == u {
 		n.up = nil
