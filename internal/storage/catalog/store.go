@@ -40,6 +40,7 @@ type Store struct {
 	// metaOverride, set under lk.mu for one commit, encodes the catalog
 	// instead of meta (repair, when backends are down).
 	metaOverride *storage.Encoder
+	holds        holds // segments open files still read (hold.go)
 }
 
 func newStore(opts Options, secret []byte) (*Store, error) {

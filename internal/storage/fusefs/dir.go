@@ -130,6 +130,18 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	var victim *fileNode // the file renamed over, if the mount knows it
+	if ch := newParent.EmbeddedInode().GetChild(newName); ch != nil && ch != d.GetChild(name) {
+		victim, _ = ch.Operations().(*fileNode)
+	}
+	en := d.rename(ctx, name, newParent, newName, flags)
+	if en == 0 && victim != nil {
+		victim.unlink() // its open handles keep the old content; never upload it
+	}
+	return en
+}
+
+func (d *dirNode) rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.ENOTSUP
 	}

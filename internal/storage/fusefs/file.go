@@ -83,8 +83,21 @@ func (n *fileNode) attrLocked(out *fuse.Attr) bool {
 	return true
 }
 
-func (n *fileNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if !n.attr(&out.Attr) {
+// Getattr answers from the spool if the file is being written, from the
+// handle's entry if the file's name is gone (unlinked or renamed over:
+// fstat of an open descriptor still works), else from the catalog.
+func (n *fileNode) Getattr(_ context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if h, ok := fh.(*handle); ok && n.sp == nil && n.unlinked {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.offsets != nil {
+			fillEntry(&out.Attr, h.entry)
+			return 0
+		}
+	}
+	if !n.attrLocked(&out.Attr) {
 		return syscall.ENOENT
 	}
 	return 0
@@ -172,6 +185,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			}
 			h.entry = e
 			h.offsets = offsets(e)
+			h.release = n.fsys.st.Hold(e.Segments)
 		}
 		return h, 0, 0
 	}
@@ -240,9 +254,12 @@ type handle struct {
 	node  *fileNode
 	write bool
 
-	mu      sync.Mutex    // guards entry and offsets, set once
+	mu      sync.Mutex    // guards entry, offsets and release, set once
 	entry   catalog.Entry // the file as opened, when read from the store
 	offsets []int64
+	// release ends the hold on entry's segments: they outlive an unlink
+	// or a rename over the file until this handle closes.
+	release func()
 }
 
 var (
@@ -273,6 +290,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			return nil, syscall.ENOENT
 		}
 		h.entry, h.offsets = e, offsets(e)
+		h.release = n.fsys.st.Hold(e.Segments)
 	}
 	h.mu.Unlock()
 	k, err := h.readSegments(ctx, dest, off)
@@ -374,6 +392,12 @@ func (h *handle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
 // Release is the last close: a failed upload is retried once more, then
 // the spool is dropped (the error went to close or fsync already).
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	if h.release != nil {
+		h.release()
+		h.release = nil
+	}
+	h.mu.Unlock()
 	if !h.write {
 		return 0
 	}

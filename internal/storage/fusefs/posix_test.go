@@ -2,12 +2,18 @@ package fusefs
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zerogrid/zerogrid/internal/storage"
+	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 )
 
 // within runs fn and fails the test if it has not returned after d: a
@@ -56,5 +62,123 @@ func TestConcurrentCloseOfStream(t *testing.T) {
 		if got := get(t, r.fresh(t), "streamed"); !bytes.Equal(got, data) {
 			t.Fatalf("round %d: store holds %d bytes, wrote %d", round, len(got), len(data))
 		}
+	}
+}
+
+// shardsLeft counts the shards of e's segments still on the rig's backends.
+func (r *rig) shardsLeft(t *testing.T, e catalog.Entry) int {
+	t.Helper()
+	n := 0
+	for _, ref := range e.Segments {
+		for _, loc := range ref.Shards {
+			for _, d := range r.dirs {
+				if _, err := os.Stat(filepath.Join(d, storage.ShardName(ref.ID, loc.Index))); err == nil {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// putFile stores data as name through the mount's own store and returns
+// its entry.
+func (r *rig) putFile(t *testing.T, name string, data []byte) catalog.Entry {
+	t.Helper()
+	res, err := r.st.Put(t.Context(), name, bytes.NewReader(data), 0o644, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Entry
+}
+
+// TestOpenFileSurvivesUnlink: `exec 3< f; rm f; cat <&3` prints the file,
+// fstat works on the descriptor, and the segments go once it closes.
+func TestOpenFileSurvivesUnlink(t *testing.T) {
+	r := newRig(t, 6, 4, 2, 64<<10)
+	data := randBytes(1<<20 + 3)
+	e := r.putFile(t, "f", data)
+	out, err := exec.Command("bash", "-c", `cd "$1" && exec 3< f && rm f && cat <&3`, "sh", r.mnt).Output()
+	if err != nil {
+		t.Fatalf("exec 3< f; rm f; cat <&3: %v", err)
+	}
+	if !bytes.Equal(out, data) {
+		t.Fatalf("cat of the unlinked file gave %d bytes, want %d", len(out), len(data))
+	}
+	if left := r.shardsLeft(t, e); left != 0 {
+		t.Fatalf("%d shards of the removed file left after its last close", left)
+	}
+
+	e = r.putFile(t, "g", data)
+	f, err := os.Open(filepath.Join(r.mnt, "g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(filepath.Join(r.mnt, "g")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(r.mnt, "g")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat of the unlinked name: %v", err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != int64(len(data)) {
+		t.Fatalf("fstat of the open, unlinked file: %v, size %d", err, fi.Size())
+	}
+	if left := r.shardsLeft(t, e); left == 0 {
+		t.Fatal("the open file's shards were deleted at unlink")
+	}
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read of the open, unlinked file: %v (%d bytes)", err, len(got))
+	}
+	f.Close()
+	deadline := time.Now().Add(5 * time.Second) // the kernel sends RELEASE after close returns
+	for r.shardsLeft(t, e) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := r.shardsLeft(t, e); left != 0 {
+		t.Fatalf("%d shards left after the last close", left)
+	}
+}
+
+// TestOpenFileSurvivesRenameOver: a reader of f keeps reading the old
+// content after `mv tmp f`, new opens see the new content.
+func TestOpenFileSurvivesRenameOver(t *testing.T) {
+	r := newRig(t, 6, 4, 2, 64<<10)
+	old := randBytes(2<<20 + 5)
+	r.putFile(t, "f", old)
+	f, err := os.Open(filepath.Join(r.mnt, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := make([]byte, 100<<10)
+	if _, err := io.ReadFull(f, head); err != nil {
+		t.Fatal(err)
+	}
+	nw := randBytes(300 << 10)
+	if err := writeSync(filepath.Join(r.mnt, "tmp"), nw); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mv", filepath.Join(r.mnt, "tmp"), filepath.Join(r.mnt, "f")).CombinedOutput(); err != nil {
+		t.Fatalf("mv tmp f: %v %s", err, out)
+	}
+	rest, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatalf("read of the file renamed over: %v", err)
+	}
+	if !bytes.Equal(append(head, rest...), old) {
+		t.Fatalf("reader of the replaced file got %d bytes, not the old content", len(head)+len(rest))
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != int64(len(old)) {
+		t.Fatalf("fstat of the replaced file: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(r.mnt, "f"))
+	if err != nil || !bytes.Equal(got, nw) {
+		t.Fatalf("new open of f: %v, %d bytes", err, len(got))
+	}
+	if got := get(t, r.fresh(t), "f"); !bytes.Equal(got, nw) {
+		t.Fatal("store holds the wrong f")
 	}
 }
