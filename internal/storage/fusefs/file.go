@@ -133,6 +133,7 @@ func (n *fileNode) openSpool(ctx context.Context, p string, trunc bool) error {
 		return fmt.Errorf("%w: %q", catalog.ErrNotFound, p)
 	}
 	n.sp = sp
+	n.fsys.spooled(n, true)
 	return nil
 }
 
@@ -235,6 +236,7 @@ func (n *fileNode) closeSpoolLocked() {
 	if n.sp != nil {
 		n.sp.f.Close()
 		n.sp = nil
+		n.fsys.spooled(n, false)
 	}
 }
 

@@ -1,12 +1,14 @@
 package fusefs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +45,44 @@ type FS struct {
 	cacheDir string
 	log      *slog.Logger
 	cache    *segCache
+
+	mu      sync.Mutex
+	writing map[*fileNode]struct{} // nodes with a spool (open for writing)
+}
+
+// spooled records that n has (or no longer has) a spool. Called with n.mu
+// held; f.mu nests inside it.
+func (f *FS) spooled(n *fileNode, open bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if open {
+		f.writing[n] = struct{}{}
+	} else {
+		delete(f.writing, n)
+	}
+}
+
+// FlushAll uploads every file open for writing as it stands, as a close
+// would: what write(2) acknowledged is in the store when it returns nil.
+// The files stay open. It returns the first upload error.
+func (f *FS) FlushAll(ctx context.Context) error {
+	f.mu.Lock()
+	nodes := make([]*fileNode, 0, len(f.writing))
+	for n := range f.writing {
+		nodes = append(nodes, n)
+	}
+	f.mu.Unlock()
+	var first error
+	for _, n := range nodes {
+		n.mu.Lock()
+		err := n.uploadLocked(ctx)
+		n.mu.Unlock()
+		if err != nil {
+			f.log.Error("upload of an open file failed", "file", n.path(), "err", err)
+			first = cmp.Or(first, err)
+		}
+	}
+	return first
 }
 
 // New returns the root node of a file system over st. The caller keeps st
@@ -58,7 +98,7 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	if n <= 0 {
 		n = 4
 	}
-	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n)}
+	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n), writing: map[*fileNode]struct{}{}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}

@@ -105,9 +105,7 @@ func TestOpenFileSurvivesUnlink(t *testing.T) {
 	if !bytes.Equal(out, data) {
 		t.Fatalf("cat of the unlinked file gave %d bytes, want %d", len(out), len(data))
 	}
-	if left := r.shardsLeft(t, e); left != 0 {
-		t.Fatalf("%d shards of the removed file left after its last close", left)
-	}
+	r.waitShardsGone(t, e)
 
 	e = r.putFile(t, "g", data)
 	f, err := os.Open(filepath.Join(r.mnt, "g"))
@@ -133,12 +131,19 @@ func TestOpenFileSurvivesUnlink(t *testing.T) {
 		t.Fatalf("read of the open, unlinked file: %v (%d bytes)", err, len(got))
 	}
 	f.Close()
-	deadline := time.Now().Add(5 * time.Second) // the kernel sends RELEASE after close returns
+	r.waitShardsGone(t, e)
+}
+
+// waitShardsGone waits for the shards of e to be deleted: the kernel sends
+// RELEASE after the last close returned.
+func (r *rig) waitShardsGone(t *testing.T, e catalog.Entry) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for r.shardsLeft(t, e) != 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if left := r.shardsLeft(t, e); left != 0 {
-		t.Fatalf("%d shards left after the last close", left)
+		t.Fatalf("%d shards of the removed file left 5 s after its last close", left)
 	}
 }
 
