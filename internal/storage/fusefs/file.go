@@ -21,12 +21,14 @@ import (
 // sees it only when the spool is uploaded.
 type fileNode struct {
 	fs.Inode
+	noXattr
 	fsys *FS
 
 	mu       sync.Mutex
 	sp       *spool
 	up       *upstream // streaming upload of sp, if any (stream.go)
 	mode     uint32    // permissions for the upload of a new file
+	uid, gid uint32    // owner for the upload
 	unlinked bool      // removed while open: never upload
 }
 
@@ -38,6 +40,7 @@ type spool struct {
 	refs  int  // writable handles
 	gen   int  // count of changes, to tell whether a stream saw them all
 	mtime time.Time
+	ctime time.Time // last change of content or attributes
 }
 
 var (
@@ -72,14 +75,15 @@ func (n *fileNode) attr(out *fuse.Attr) bool {
 
 func (n *fileNode) attrLocked(out *fuse.Attr) bool {
 	if n.sp != nil {
-		fillEntry(out, catalog.Entry{Size: n.sp.size, Mode: n.mode, MTime: n.sp.mtime.UnixNano()})
+		n.fsys.fill(out, catalog.Entry{Size: n.sp.size, Mode: n.mode, MTime: n.sp.mtime.UnixNano(),
+			CTime: max(n.sp.ctime.UnixNano(), n.sp.mtime.UnixNano()), UID: n.uid, GID: n.gid})
 		return true
 	}
 	e, ok := n.fsys.st.Lookup(n.path())
 	if !ok || e.Dir {
 		return false
 	}
-	fillEntry(out, e)
+	n.fsys.fill(out, e)
 	return true
 }
 
@@ -93,7 +97,7 @@ func (n *fileNode) Getattr(_ context.Context, fh fs.FileHandle, out *fuse.AttrOu
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.offsets != nil {
-			fillEntry(&out.Attr, h.entry)
+			n.fsys.fill(&out.Attr, h.entry)
 			return 0
 		}
 	}
@@ -120,7 +124,8 @@ func (n *fileNode) openSpool(ctx context.Context, p string, trunc bool) error {
 	os.Remove(f.Name()) // unnamed: nothing to clean after a crash
 	sp := &spool{f: f, mtime: time.Now()}
 	if e, ok := n.fsys.st.Lookup(p); ok {
-		n.mode = e.Mode
+		n.mode, n.uid, n.gid = e.Mode, e.UID, e.GID
+		sp.mtime = time.Unix(0, e.MTime)
 		if !trunc && e.Size > 0 {
 			if _, _, err := n.fsys.st.Get(ctx, p, f); err != nil {
 				f.Close()
@@ -166,7 +171,7 @@ func (n *fileNode) uploadLocked(ctx context.Context) error {
 	}
 	p := n.path()
 	r := io.NewSectionReader(n.sp.f, 0, n.sp.size)
-	if _, err := n.fsys.st.Put(ctx, p, r, n.mode, n.sp.mtime); err != nil {
+	if _, err := n.fsys.st.PutMeta(ctx, p, r, n.meta()); err != nil {
 		n.fsys.log.Warn("upload failed", "file", p, "err", err)
 		return err
 	}
@@ -219,16 +224,33 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return errno(err)
 		}
 	}
-	if mode, ok := in.GetMode(); ok && n.sp != nil {
-		n.mode = mode & 0o7777
-	}
-	if mt, ok := in.GetMTime(); ok && n.sp != nil {
-		n.sp.mtime = mt
+	a := setAttr(in)
+	if a.Mode != nil || a.UID != nil || a.GID != nil || a.MTime != nil || a.ATime != nil {
+		if n.sp != nil { // the upload at close carries them
+			e := catalog.Entry{Mode: n.mode, UID: n.uid, GID: n.gid, MTime: n.sp.mtime.UnixNano()}
+			applyAttr(&e, a, time.Now())
+			n.mode, n.uid, n.gid = e.Mode, e.UID, e.GID
+			n.sp.mtime, n.sp.ctime = time.Unix(0, e.MTime), time.Unix(0, e.CTime)
+			n.breakStream() // it stores the attributes it started with
+			n.sp.dirty = true
+			n.sp.gen++
+		}
+		p := n.path()
+		if _, ok := n.fsys.st.Lookup(p); ok && !n.unlinked {
+			if _, err := n.fsys.st.SetAttr(ctx, p, a); err != nil {
+				return errno(err)
+			}
+		}
 	}
 	if !n.attrLocked(&out.Attr) {
 		return syscall.ENOENT
 	}
 	return 0
+}
+
+// meta is what an upload stores with the content. Called with n.mu held.
+func (n *fileNode) meta() catalog.Meta {
+	return catalog.Meta{Mode: n.mode, MTime: n.sp.mtime, UID: n.uid, GID: n.gid}
 }
 
 func (n *fileNode) closeSpoolLocked() {

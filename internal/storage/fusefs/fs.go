@@ -48,6 +48,10 @@ type FS struct {
 
 	mu      sync.Mutex
 	writing map[*fileNode]struct{} // nodes with a spool (open for writing)
+	// root is the root directory's attributes: it has no catalog entry,
+	// so they live in memory and start at the mount's time.
+	root    catalog.Entry
+	started time.Time // the time of implicit directories
 }
 
 // spooled records that n has (or no longer has) a spool. Called with n.mu
@@ -99,6 +103,8 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 		n = 4
 	}
 	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n), writing: map[*fileNode]struct{}{}}
+	f.started = time.Now()
+	f.root = catalog.Entry{Dir: true, Mode: 0o755, MTime: f.started.UnixNano(), CTime: f.started.UnixNano()}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,7 +148,11 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			Debug:        opts.Debug,
+			// The kernel checks permissions against the stored mode and
+			// owner, as on a local file system.
+			Options: []string{"default_permissions"},
 		},
+		NullPermissions: true, // mode 0 is mode 0
 		EntryTimeout:    &at,
 		AttrTimeout:     &at,
 		NegativeTimeout: &neg,
@@ -170,24 +180,97 @@ func join(dir, name string) string {
 	return path.Join(dir, name)
 }
 
-// fillEntry sets attributes from a catalog entry.
-func fillEntry(out *fuse.Attr, e catalog.Entry) {
+// fillEntry sets attributes from a catalog entry; times the entry lacks
+// (the root, implicit directories) are def.
+func fillEntry(out *fuse.Attr, e catalog.Entry, def time.Time) {
 	mode := e.Mode & 0o7777
-	if e.Dir {
-		if mode == 0 {
-			mode = 0o755
-		}
+	switch {
+	case e.Dir:
 		out.Mode = syscall.S_IFDIR | mode
 		out.Nlink = 2
-	} else {
+	case e.IsLink():
+		out.Mode = syscall.S_IFLNK | 0o777
+		out.Nlink = 1
+		e.Size = int64(len(e.Link))
+	default:
 		out.Mode = syscall.S_IFREG | mode
 		out.Nlink = 1
 	}
 	out.Size = uint64(e.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
-	if e.MTime > 0 {
-		t := time.Unix(0, e.MTime)
-		out.SetTimes(&t, &t, &t)
+	out.Uid, out.Gid = e.UID, e.GID
+	mt := def
+	if e.MTime != 0 {
+		mt = time.Unix(0, e.MTime)
 	}
+	at, ct := mt, mt
+	if e.ATime != 0 {
+		at = time.Unix(0, e.ATime)
+	}
+	if e.CTime != 0 {
+		ct = time.Unix(0, e.CTime)
+	}
+	out.SetTimes(&at, &mt, &ct)
+}
+
+// caller returns the uid and gid of the process making a request.
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+// rootEntry returns the root's attributes.
+func (f *FS) rootEntry() catalog.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.root
+}
+
+// touchRoot sets the root's mtime and ctime after a change of its entries.
+func (f *FS) touchRoot() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now().UnixNano()
+	f.root.MTime, f.root.CTime = now, now
+}
+
+// changed notes a change of the entries of directory dir: the root's
+// times live here, the others' in the catalog.
+func (f *FS) changed(dir string) {
+	if dir == "" {
+		f.touchRoot()
+	}
+}
+
+// fill sets attributes from e, with the mount's start for missing times.
+func (f *FS) fill(out *fuse.Attr, e catalog.Entry) { fillEntry(out, e, f.started) }
+
+// setRoot applies a change of attributes to the root.
+func (f *FS) setRoot(a catalog.Attr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	applyAttr(&f.root, a, time.Now())
+}
+
+// applyAttr applies a to e in memory and sets its ctime.
+func applyAttr(e *catalog.Entry, a catalog.Attr, now time.Time) {
+	if a.Mode != nil {
+		e.Mode = *a.Mode & 0o7777
+	}
+	if a.UID != nil {
+		e.UID = *a.UID
+	}
+	if a.GID != nil {
+		e.GID = *a.GID
+	}
+	if a.MTime != nil {
+		e.MTime = a.MTime.UnixNano()
+	}
+	if a.ATime != nil {
+		e.ATime = a.ATime.UnixNano()
+	}
+	e.CTime = now.UnixNano()
 }

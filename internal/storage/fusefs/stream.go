@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 )
 
 // A file written from offset 0 straight to its end (cp, a download, a
@@ -30,6 +33,7 @@ type upstream struct {
 	ended  bool          // the writer marked the end: the reader returns EOF at end
 	broken bool          // abandoned
 	path   string        // the name the Put stores under
+	mtime  time.Time     // the mtime the Put stores
 }
 
 // startStream begins a streaming upload of an empty spool, if the file is
@@ -38,9 +42,10 @@ func (n *fileNode) startStream(p string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &upstream{cond: sync.NewCond(&n.mu), cancel: cancel, done: make(chan struct{}), path: p}
 	n.up = u
-	mode, mtime := n.mode, n.sp.mtime
+	meta := n.meta()
+	u.mtime = meta.MTime
 	go func() {
-		_, u.err = n.fsys.st.Put(ctx, p, &streamReader{n: n, u: u}, mode, mtime)
+		_, u.err = n.fsys.st.PutMeta(ctx, p, &streamReader{n: n, u: u}, meta)
 		close(u.done) // every waiter sees it: descriptors may close at once
 	}()
 }
@@ -81,6 +86,11 @@ func (n *fileNode) finishStream() (bool, error) {
 		return true, err
 	}
 	if n.sp != nil && n.sp.gen == gen {
+		if mt := n.sp.mtime; !mt.Equal(u.mtime) { // written after the stream began
+			if _, err := n.fsys.st.SetAttr(context.Background(), u.path, catalog.Attr{MTime: &mt}); err != nil {
+				return true, err
+			}
+		}
 		n.sp.dirty = false
 	}
 	return true, nil
