@@ -133,7 +133,7 @@ func TestNamesAndTimes(t *testing.T) {
 	recent("new directory ctime", statT(t, d).Ctim)
 	steps := []struct {
 		what, dir string
-		do       func() error
+		do        func() error
 	}{
 		{"create", d, func() error { return os.WriteFile(filepath.Join(d, "a"), nil, 0o644) }},
 		{"mkdir", d, func() error { return os.Mkdir(filepath.Join(d, "sub"), 0o755) }},
