@@ -30,6 +30,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request.
 	Debug bool
+	// RefreshEvery is how often the mount looks for roots committed by
+	// other writers (a `zgrid store put` elsewhere); 0 means 2 s, negative
+	// never.
+	RefreshEvery time.Duration
 }
 
 // loadTimeout bounds one segment fetch, so a hung backend gives EIO rather
@@ -52,6 +56,8 @@ type FS struct {
 	// so they live in memory and start at the mount's time.
 	root    catalog.Entry
 	started time.Time // the time of implicit directories
+
+	stopRefresh func() // ends refreshLoop and waits for it
 }
 
 // spooled records that n has (or no longer has) a spool. Called with n.mu
@@ -103,6 +109,18 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 		n = 4
 	}
 	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n), writing: map[*fileNode]struct{}{}}
+	every := opts.RefreshEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	f.stopRefresh = func() {}
+	if every > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.refreshLoop(ctx, every) }()
+		var once sync.Once
+		f.stopRefresh = func() { once.Do(func() { cancel(); <-done }) }
+	}
 	f.started = time.Now()
 	f.root = catalog.Entry{Dir: true, Mode: 0o755, MTime: f.started.UnixNano(), CTime: f.started.UnixNano()}
 	if f.log == nil {
@@ -111,9 +129,31 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	return f, &dirNode{fsys: f}, nil
 }
 
-// Close cancels the segment loads in flight and waits for the read-ahead
-// goroutines to end. Reads after Close fail.
-func (f *FS) Close() { f.cache.close() }
+// Close stops the refresh loop, cancels the segment loads in flight and
+// waits for the read-ahead goroutines to end. Reads after Close fail.
+func (f *FS) Close() {
+	f.stopRefresh()
+	f.cache.close()
+}
+
+// refreshLoop picks up other writers' commits every interval until ctx
+// ends.
+func (f *FS) refreshLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if changed, err := f.st.Refresh(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("look for other writers' changes", "err", err)
+		} else if changed {
+			f.log.Debug("catalog changed by another writer", "seq", f.st.Seq())
+		}
+	}
+}
 
 // Server is a mounted FS: the FUSE server, and the FS whose background
 // work stops with the mount.

@@ -187,3 +187,40 @@ func TestOpenFileSurvivesRenameOver(t *testing.T) {
 		t.Fatal("store holds the wrong f")
 	}
 }
+
+// TestOtherWritersVisible: a put by another Store (another process, as
+// `zgrid store put` is) shows in the running mount without the mount
+// writing anything, and so does its removal.
+func TestOtherWritersVisible(t *testing.T) {
+	r := newRig(t, 6, 4, 2, 64<<10)
+	other := r.fresh(t)
+	data := randBytes(10 << 10)
+	if _, err := other.Put(t.Context(), "from-elsewhere", bytes.NewReader(data), 0o644, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(r.mnt, "from-elsewhere")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := os.ReadFile(p)
+		if err == nil && bytes.Equal(got, data) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another writer's put not visible in the mount after 15 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := other.Remove(t.Context(), "from-elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another writer's remove not visible in the mount: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
