@@ -335,3 +335,9 @@ func (s *Store) ReadSegment(ctx context.Context, ref storage.SegmentRef, dst []b
 
 // SegmentSize is the data segment size in bytes.
 func (s *Store) SegmentSize() int { return s.data.Params().SegmentSize }
+
+// OpenSegment prepares reads of single frames of one segment of a file
+// entry (storage.Decoder.OpenSegment): for small random reads.
+func (s *Store) OpenSegment(ctx context.Context, ref storage.SegmentRef) (*storage.SegmentReader, error) {
+	return s.dec.OpenSegment(ctx, ref)
+}

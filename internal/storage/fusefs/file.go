@@ -284,6 +284,7 @@ type handle struct {
 	// release ends the hold on entry's segments: they outlive an unlink
 	// or a rename over the file until this handle closes.
 	release func()
+	next    int64 // where the last read ended: tells sequential from random
 }
 
 var (
@@ -325,26 +326,49 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	return fuse.ReadResultData(dest[:k]), 0
 }
 
-// readSegments copies from the decoded segments covering [off,
-// off+len(dest)) and starts fetching the segment after the last one.
+// readSegments copies from the segments covering [off, off+len(dest)).
+// A sequential or large read decodes whole segments and starts fetching the
+// one after the last; a small random read fetches only the frames it
+// needs, unless the whole segment is cached already.
 func (h *handle) readSegments(ctx context.Context, dest []byte, off int64) (int, error) {
 	f := h.node.fsys
+	h.mu.Lock()
+	// A read from the start is taken as the start of a sequential read.
+	seq := len(dest) >= bigRead || off == 0 || (h.next > 0 && off >= h.next-seqWindow && off <= h.next+seqWindow)
+	h.next = off + int64(len(dest))
+	h.mu.Unlock()
 	total := 0
 	for total < len(dest) && off < h.entry.Size {
 		i := segmentAt(h.offsets, off)
 		ref := h.entry.Segments[i]
-		data, err := f.cache.get(ctx, ref.ID, f.loader(ref))
-		if err != nil {
-			return total, err
-		}
 		in := off - h.offsets[i]
+		want := dest[total:min(len(dest), total+int(h.offsets[i+1]-off))]
+		data, cached := f.cache.peek(ref.ID)
+		if !cached && !seq {
+			c, err := f.readFrames(ctx, ref, in, want)
+			if err == nil {
+				total += c
+				off += int64(c)
+				continue
+			}
+			if !partialFailed(ctx, err) {
+				return total, err
+			}
+			f.log.Debug("frame read failed: reading the whole segment", "segment", ref.ID.String(), "err", err)
+		}
+		if !cached {
+			var err error
+			if data, err = f.cache.get(ctx, ref.ID, f.loader(ref)); err != nil {
+				return total, err
+			}
+		}
 		if in >= int64(len(data)) {
 			return total, fmt.Errorf("segment %s holds %d bytes, the catalog says %d", ref.ID, len(data), ref.PlainLen)
 		}
 		c := copy(dest[total:], data[in:])
 		total += c
 		off += int64(c)
-		if i+1 < len(h.entry.Segments) {
+		if seq && i+1 < len(h.entry.Segments) {
 			next := h.entry.Segments[i+1]
 			f.cache.prefetch(next.ID, f.loader(next))
 		}

@@ -48,7 +48,9 @@ type FS struct {
 	st       *catalog.Store
 	cacheDir string
 	log      *slog.Logger
-	cache    *segCache
+	cache    *segCache[storage.SegmentID]
+	frames   *segCache[frameKey] // decrypted 64 KiB frames (frames.go)
+	readers  segReaderCache
 
 	mu      sync.Mutex
 	writing map[*fileNode]struct{} // nodes with a spool (open for writing)
@@ -108,7 +110,7 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	if n <= 0 {
 		n = 4
 	}
-	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n), writing: map[*fileNode]struct{}{}}
+	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache[storage.SegmentID](n), frames: newSegCache[frameKey](frameCacheFrames), writing: map[*fileNode]struct{}{}}
 	every := opts.RefreshEvery
 	if every == 0 {
 		every = 2 * time.Second
@@ -134,6 +136,7 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 func (f *FS) Close() {
 	f.stopRefresh()
 	f.cache.close()
+	f.frames.close()
 }
 
 // refreshLoop picks up other writers' commits every interval until ctx
