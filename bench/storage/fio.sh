@@ -54,7 +54,8 @@ run() { # name fio-args... : once on the mount, once on the local dir
 	report "$name-local" local "-"
 }
 
-run seqwrite --rw=write --bs=1M --size="$size" --end_fsync=1 --filename=seq
+# refill_buffers: incompressible data (compressed segments are read whole).
+run seqwrite --rw=write --bs=1M --size="$size" --end_fsync=1 --refill_buffers=1 --filename=seq
 run seqread --rw=read --bs=1M --size="$size" --direct=1 --filename=seq
 run randread4k --rw=randread --bs=4k --size="$size" --direct=1 --filename=seq --time_based --runtime=15
 # From the mount's caches: a 16 MiB region read twice, reported the second time.
@@ -72,7 +73,7 @@ for n in $files; do
 		mkdir -p "$d/small$n"
 		t0=$(date +%s.%N)
 		fio --name=small --minimal --directory="$d/small$n" --rw=write --bs=16k --filesize=16k --nrfiles=$n \
-			--openfiles=1 --file_service_type=sequential --fsync_on_close=1 --create_on_open=1 >"$work/small-$where.out" 2>&1
+			--openfiles=1 --file_service_type=sequential --fsync_on_close=1 --create_on_open=1 --refill_buffers=1 >"$work/small-$where.out" 2>&1
 		t1=$(date +%s.%N)
 		r="-"; [ $where = zgrid ] && unmount_store && r=$rss
 		printf "%-22s %-6s %8.0f files/s (%d files in %.1f s) | rss %s\n" "small16k-fsync-$n" $where \

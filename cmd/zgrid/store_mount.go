@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	rdebug "runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,8 +20,11 @@ import (
 // it uploaded what they hold, before it detaches the mount lazily; what is
 // written in the lingerWait after that is uploaded once more before exit.
 const (
-	unmountWait = 3 * time.Second
-	lingerWait  = 2 * time.Second
+	// mountMemoryLimit is the mount's soft Go memory limit unless
+	// GOMEMLIMIT sets one.
+	mountMemoryLimit = 192 << 20
+	unmountWait      = 3 * time.Second
+	lingerWait       = 2 * time.Second
 )
 
 func (sc *storeCmd) mountCmd() *cobra.Command {
@@ -56,6 +60,11 @@ lock as the mount's own writes), and logs what it found and fixed.`,
 					return err
 				}
 				defer os.RemoveAll(cacheDir)
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// The caches hold about 100 MiB (4 segments, read-ahead,
+				// 512 frames); a soft limit keeps garbage from doubling it.
+				rdebug.SetMemoryLimit(mountMemoryLimit)
 			}
 			log := slog.New(slog.NewTextHandler(sc.g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			srv, err := fusefs.Mount(mnt, s, fusefs.Options{CacheDir: cacheDir, Logger: log, Debug: debug})
