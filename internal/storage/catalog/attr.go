@@ -26,22 +26,7 @@ func (s *Store) SetAttr(ctx context.Context, name string, a Attr) (Entry, error)
 			}
 			e = Entry{Name: name, Dir: true, Mode: 0o755, MTime: s.lk.now().UnixNano()}
 		}
-		if a.Mode != nil {
-			e.Mode = *a.Mode & 0o7777
-		}
-		if a.UID != nil {
-			e.UID = *a.UID
-		}
-		if a.GID != nil {
-			e.GID = *a.GID
-		}
-		if a.MTime != nil {
-			e.MTime = a.MTime.UnixNano()
-		}
-		if a.ATime != nil {
-			e.ATime = a.ATime.UnixNano()
-		}
-		e.CTime = s.lk.now().UnixNano()
+		e.Apply(a, s.lk.now())
 		out = e
 		next, _ := c.with(e)
 		return next, nil
@@ -50,6 +35,26 @@ func (s *Store) SetAttr(ctx context.Context, name string, a Attr) (Entry, error)
 		return Entry{}, fmt.Errorf("set attributes of %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// Apply sets the attributes a names, and the ctime to now.
+func (e *Entry) Apply(a Attr, now time.Time) {
+	if a.Mode != nil {
+		e.Mode = *a.Mode & 0o7777
+	}
+	if a.UID != nil {
+		e.UID = *a.UID
+	}
+	if a.GID != nil {
+		e.GID = *a.GID
+	}
+	if a.MTime != nil {
+		e.MTime = a.MTime.UnixNano()
+	}
+	if a.ATime != nil {
+		e.ATime = a.ATime.UnixNano()
+	}
+	e.CTime = now.UnixNano()
 }
 
 // Symlink adds name as a symbolic link to target, owned by uid and gid.

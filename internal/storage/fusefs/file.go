@@ -228,7 +228,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	if a.Mode != nil || a.UID != nil || a.GID != nil || a.MTime != nil || a.ATime != nil {
 		if n.sp != nil { // the upload at close carries them
 			e := catalog.Entry{Mode: n.mode, UID: n.uid, GID: n.gid, MTime: n.sp.mtime.UnixNano()}
-			applyAttr(&e, a, time.Now())
+			e.Apply(a, time.Now())
 			n.mode, n.uid, n.gid = e.Mode, e.UID, e.GID
 			n.sp.mtime, n.sp.ctime = time.Unix(0, e.MTime), time.Unix(0, e.CTime)
 			n.breakStream() // it stores the attributes it started with

@@ -295,25 +295,5 @@ func (f *FS) fill(out *fuse.Attr, e catalog.Entry) { fillEntry(out, e, f.started
 func (f *FS) setRoot(a catalog.Attr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	applyAttr(&f.root, a, time.Now())
-}
-
-// applyAttr applies a to e in memory and sets its ctime.
-func applyAttr(e *catalog.Entry, a catalog.Attr, now time.Time) {
-	if a.Mode != nil {
-		e.Mode = *a.Mode & 0o7777
-	}
-	if a.UID != nil {
-		e.UID = *a.UID
-	}
-	if a.GID != nil {
-		e.GID = *a.GID
-	}
-	if a.MTime != nil {
-		e.MTime = a.MTime.UnixNano()
-	}
-	if a.ATime != nil {
-		e.ATime = a.ATime.UnixNano()
-	}
-	e.CTime = now.UnixNano()
+	f.root.Apply(a, time.Now())
 }
