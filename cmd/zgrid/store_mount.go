@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	rdebug "runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,10 +16,16 @@ import (
 	"github.com/zerogrid/zerogrid/internal/storage/fusefs"
 )
 
-// unmountWait is how long a stop waits for open files to be closed (each
-// is uploaded as it is released) before it detaches the mount lazily; a
-// file still open 5 s after that is not stored.
-const unmountWait = 10 * time.Second
+// unmountWait is how long a stop waits for open files to be closed, after
+// it uploaded what they hold, before it detaches the mount lazily; what is
+// written in the lingerWait after that is uploaded once more before exit.
+const (
+	// mountMemoryLimit is the mount's soft Go memory limit unless
+	// GOMEMLIMIT sets one.
+	mountMemoryLimit = 192 << 20
+	unmountWait      = 3 * time.Second
+	lingerWait       = 2 * time.Second
+)
 
 func (sc *storeCmd) mountCmd() *cobra.Command {
 	var cacheDir string
@@ -28,8 +35,9 @@ func (sc *storeCmd) mountCmd() *cobra.Command {
 		Use:   "mount --config FILE MOUNTPOINT",
 		Short: "Mount the store as a file system until interrupted",
 		Long: `mount serves the store at MOUNTPOINT with FUSE, in the foreground, until
-SIGINT or SIGTERM; then it uploads files still open for writing and
-unmounts. A file written through the mount reaches the store when it is
+SIGINT or SIGTERM; then it uploads files still open for writing (what
+write(2) accepted before the signal is stored) and unmounts, detaching the
+mount lazily if files are still open a few seconds later. A file written through the mount reaches the store when it is
 closed or fsynced; fsync returns once it is durable. Files being written
 are spooled in --cache-dir, which needs room for them.
 
@@ -53,6 +61,11 @@ lock as the mount's own writes), and logs what it found and fixed.`,
 				}
 				defer os.RemoveAll(cacheDir)
 			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// The caches hold about 100 MiB (4 segments, read-ahead,
+				// 512 frames); a soft limit keeps garbage from doubling it.
+				rdebug.SetMemoryLimit(mountMemoryLimit)
+			}
 			log := slog.New(slog.NewTextHandler(sc.g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			srv, err := fusefs.Mount(mnt, s, fusefs.Options{CacheDir: cacheDir, Logger: log, Debug: debug})
 			if err != nil {
@@ -67,7 +80,7 @@ lock as the mount's own writes), and logs what it found and fixed.`,
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintf(sc.g.stderr, "unmounting %s\n", mnt)
-			err = fusefs.Unmount(srv, mnt, unmountWait, 5*time.Second)
+			err = fusefs.Unmount(srv, mnt, unmountWait, lingerWait)
 			if errors.Is(err, fusefs.ErrLingering) {
 				fmt.Fprintf(sc.g.stderr, "%s unmounted; %v: exiting closes it\n", mnt, err)
 				return nil

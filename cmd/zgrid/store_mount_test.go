@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,51 +19,9 @@ import (
 // repair; a file written through the mount is in `zgrid store ls` after
 // SIGTERM, and the mount is gone.
 func TestStoreMountProcess(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount FUSE")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("needs /dev/fuse: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "zgrid")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build zgrid: %v\n%s", err, out)
-	}
-	cfg, shards := storeConfig(t)
-	env := append(os.Environ(), "ZGRID_MNEMONIC="+mnemonic(t))
-	run := func(args ...string) string {
-		t.Helper()
-		c := exec.Command(bin, args...)
-		c.Env = env
-		out, err := c.CombinedOutput()
-		if err != nil {
-			t.Fatalf("zgrid %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	run("store", "init", "--config", cfg)
-	mnt := t.TempDir()
-	m := exec.Command(bin, "store", "mount", "--config", cfg, "--cache-dir", t.TempDir(), "--repair-every", "500ms", mnt)
-	m.Env = env
-	var stderr syncBuffer
-	m.Stderr = &stderr
-	stdout, err := m.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	t.Cleanup(func() {
-		m.Process.Kill()
-		exec.Command("fusermount3", "-u", "-z", mnt).Run()
-	})
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || lines.Text() != "mounted at "+mnt {
-		t.Fatalf("first line %q, want \"mounted at %s\"; stderr: %s", lines.Text(), mnt, stderr.String())
-	}
-	go func() { exited <- m.Wait() }()
+	z := startMount(t, "--repair-every", "500ms")
+	cfg, shards, mnt, m, stderr, exited := z.cfg, z.shards, z.mnt, z.cmd, z.stderr, z.exited
+	run := func(args ...string) string { t.Helper(); return z.run(t, args...) }
 	data := bytes.Repeat([]byte("zerogrid "), 50000)
 	if err := os.MkdirAll(filepath.Join(mnt, "docs"), 0o755); err != nil {
 		t.Fatal(err)
@@ -116,4 +76,125 @@ func TestStoreMountProcess(t *testing.T) {
 	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
 		t.Fatal("file read back with store get differs")
 	}
+}
+
+// mountProc is a `zgrid store mount` process over a fresh store.
+type mountProc struct {
+	bin, cfg, shards, mnt string
+	env                   []string
+	cmd                   *exec.Cmd
+	stderr                *syncBuffer
+	exited                chan error
+}
+
+func (z *mountProc) run(t *testing.T, args ...string) string {
+	t.Helper()
+	c := exec.Command(z.bin, args...)
+	c.Env = z.env
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("zgrid %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// startMount builds zgrid, initialises a store and mounts it with the
+// extra flags; it returns once the mount answers.
+func startMount(t *testing.T, flags ...string) *mountProc {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("needs /dev/fuse: %v", err)
+	}
+	z := &mountProc{bin: zgridBinary(t), mnt: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	z.cfg, z.shards = storeConfig(t)
+	z.env = append(os.Environ(), "ZGRID_MNEMONIC="+mnemonic(t))
+	z.run(t, "store", "init", "--config", z.cfg)
+	args := append([]string{"store", "mount", "--config", z.cfg, "--cache-dir", t.TempDir()}, flags...)
+	z.cmd = exec.Command(z.bin, append(args, z.mnt)...)
+	z.cmd.Env = z.env
+	z.cmd.Stderr = z.stderr
+	stdout, err := z.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := z.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		z.cmd.Process.Kill()
+		exec.Command("fusermount3", "-u", "-z", z.mnt).Run()
+	})
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "mounted at "+z.mnt {
+		t.Fatalf("first line %q, want \"mounted at %s\"; stderr: %s", lines.Text(), z.mnt, z.stderr.String())
+	}
+	go func() { z.exited <- z.cmd.Wait() }()
+	return z
+}
+
+// TestStoreMountSIGTERMOpenWriter: SIGTERM while a file is open for
+// writing (never closed, never fsynced) stores what was written, exits 0
+// and leaves no dead mount behind.
+func TestStoreMountSIGTERMOpenWriter(t *testing.T) {
+	z := startMount(t)
+	f, err := os.Create(filepath.Join(z.mnt, "open.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := bytes.Repeat([]byte("acknowledged write\n"), 30000)
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-z.exited:
+		if err != nil {
+			t.Fatalf("mount exited: %v; stderr: %s", err, z.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mount did not exit 30 s after SIGTERM; stderr: %s", z.stderr.String())
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(mounts), " "+z.mnt+" ") {
+		t.Fatalf("%s still mounted after exit", z.mnt)
+	}
+	if _, err := os.ReadDir(z.mnt); err != nil {
+		t.Fatalf("mount point after exit: %v", err)
+	}
+	got := filepath.Join(t.TempDir(), "got")
+	z.run(t, "store", "get", "--config", z.cfg, "open.log", got)
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
+		t.Fatalf("store holds %d bytes of the open file, %d were written", len(b), len(data))
+	}
+}
+
+var built struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// zgridBinary builds zgrid once per test run.
+func zgridBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "zgrid-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.bin = filepath.Join(dir, "zgrid")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("build zgrid: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
 }

@@ -19,10 +19,21 @@ const (
 	// entry (tree.go); a catalog without one stays version 1, so older
 	// readers still open it.
 	catalogVersionDirs = 2
-	catalogMagic       = "ZGCT"
-	catalogAADTag      = "zerogrid storage catalog v1\x00"
-	// MaxNameLen is the longest file name, in bytes.
-	MaxNameLen = 1024
+	// catalogVersionPOSIX is written when an entry carries a field of
+	// version 3 (owner, ctime, atime, a symbolic link) or a name longer
+	// than maxNameLenV2.
+	catalogVersionPOSIX = 3
+	catalogMagic        = "ZGCT"
+	catalogAADTag       = "zerogrid storage catalog v1\x00"
+	// MaxNameLen is the longest path name, in bytes (Linux's PATH_MAX
+	// less the terminating NUL).
+	MaxNameLen = 4095
+	// MaxComponentLen is the longest path component, in bytes (NAME_MAX).
+	MaxComponentLen = 255
+	// MaxLinkLen is the longest symbolic link target, in bytes.
+	MaxLinkLen = 4095
+	// maxNameLenV2 is the longest name catalog versions 1 and 2 hold.
+	maxNameLenV2 = 1024
 	// MaxSegments is the most segments one file may have (the wire array
 	// limit): 32 GiB at the default 8 MiB segment size. The encoded entry
 	// must also fit wire.MaxInputSize, which with wide k+m is the tighter
@@ -38,6 +49,20 @@ type Entry struct {
 	MTime    int64                `cbor:"t" json:"mtime"` // Unix nanoseconds
 	Segments []storage.SegmentRef `cbor:"g" json:"-"`
 	Dir      bool                 `cbor:"d,omitempty" json:"dir,omitempty"` // an explicit directory (version 2)
+	// Version 3: owner, change and access times, symbolic links.
+	UID   uint32 `cbor:"u,omitempty" json:"uid,omitempty"`
+	GID   uint32 `cbor:"o,omitempty" json:"gid,omitempty"`
+	CTime int64  `cbor:"c,omitempty" json:"ctime,omitempty"` // Unix ns; 0: as mtime
+	ATime int64  `cbor:"a,omitempty" json:"atime,omitempty"` // Unix ns; 0: as mtime
+	Link  string `cbor:"l,omitempty" json:"link,omitempty"`  // a symbolic link to this target
+}
+
+// IsLink reports whether e is a symbolic link.
+func (e *Entry) IsLink() bool { return e.Link != "" }
+
+// v3 reports whether e needs catalog version 3.
+func (e *Entry) v3() bool {
+	return e.UID != 0 || e.GID != 0 || e.CTime != 0 || e.ATime != 0 || e.Link != "" || len(e.Name) > maxNameLenV2
 }
 
 // Catalog is the file tree: entries sorted by name, names unique.
@@ -51,8 +76,10 @@ type Catalog struct {
 func ValidName(name string) error {
 	bad := func(why string) error { return fmt.Errorf("%w: %q: %s", ErrName, name, why) }
 	switch {
-	case name == "" || len(name) > MaxNameLen:
-		return bad(fmt.Sprintf("length %d, want 1 to %d bytes", len(name), MaxNameLen))
+	case name == "":
+		return bad("empty")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: %w: %.40q…: %d bytes, at most %d", ErrName, ErrNameTooLong, name, len(name), MaxNameLen)
 	case !utf8.ValidString(name):
 		return bad("not UTF-8")
 	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
@@ -61,6 +88,9 @@ func ValidName(name string) error {
 	for c := range strings.SplitSeq(name, "/") {
 		if c == "" || c == "." || c == ".." {
 			return bad(`empty, "." or ".." path component (use names like dir/file.txt)`)
+		}
+		if len(c) > MaxComponentLen {
+			return fmt.Errorf("%w: %w: component %.40q… of %d bytes, at most %d", ErrName, ErrNameTooLong, c, len(c), MaxComponentLen)
 		}
 	}
 	return nil
@@ -129,8 +159,8 @@ func decodeCatalog(b []byte) (*Catalog, error) {
 		return nil, bad("no catalog header")
 	}
 	v := binary.BigEndian.Uint16(b[4:])
-	if v != catalogVersion && v != catalogVersionDirs {
-		return nil, bad("version %d, this build reads %d and %d", v, catalogVersion, catalogVersionDirs)
+	if v < catalogVersion || v > catalogVersionPOSIX {
+		return nil, bad("version %d, this build reads %d to %d (a newer zgrid wrote it: upgrade)", v, catalogVersion, catalogVersionPOSIX)
 	}
 	n := binary.BigEndian.Uint32(b[6:])
 	b = b[10:]
@@ -154,6 +184,9 @@ func decodeCatalog(b []byte) (*Catalog, error) {
 		if e.Dir && v == catalogVersion {
 			return nil, bad("entry %d: directory in a version 1 catalog", i)
 		}
+		if e.v3() && v < catalogVersionPOSIX {
+			return nil, bad("entry %d: version 3 fields in a version %d catalog", i, v)
+		}
 		if len(c.entries) > 0 && c.entries[len(c.entries)-1].Name >= e.Name {
 			return nil, bad("entry %q out of order or repeated", e.Name)
 		}
@@ -172,6 +205,14 @@ func checkEntry(e *Entry) error {
 	}
 	if e.Dir && (len(e.Segments) != 0 || e.Size != 0) {
 		return fmt.Errorf("directory with %d bytes in %d segments", e.Size, len(e.Segments))
+	}
+	if e.Link != "" {
+		if err := validLink(e.Link); err != nil {
+			return err
+		}
+		if e.Dir || len(e.Segments) != 0 || e.Size != 0 {
+			return fmt.Errorf("symbolic link with data or a directory flag")
+		}
 	}
 	var sum int64
 	for i := range e.Segments {
@@ -218,4 +259,19 @@ func openCatalog(k *keys, seq uint64, sealed []byte) (*Catalog, error) {
 
 func catalogAAD(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(catalogAADTag), seq)
+}
+
+// validLink checks a symbolic link target: 1 to MaxLinkLen bytes, no NUL.
+// The target is not a catalog name: it may be absolute, hold "..", or
+// point nowhere.
+func validLink(target string) error {
+	switch {
+	case target == "":
+		return fmt.Errorf("%w: empty symbolic link target", ErrName)
+	case len(target) > MaxLinkLen:
+		return fmt.Errorf("%w: %w: symbolic link target of %d bytes, at most %d", ErrName, ErrNameTooLong, len(target), MaxLinkLen)
+	case strings.IndexByte(target, 0) >= 0:
+		return fmt.Errorf("%w: symbolic link target with a NUL byte", ErrName)
+	}
+	return nil
 }

@@ -20,6 +20,9 @@ var (
 	ErrCorrupt = errors.New("catalog: corrupt or forged metadata")
 	// ErrName: a file name breaks the rules of ValidName.
 	ErrName = errors.New("invalid file name")
+	// ErrNameTooLong: a name, one of its components or a link target is
+	// over its length limit (always wrapped with ErrName).
+	ErrNameTooLong = errors.New("name too long")
 	// ErrConfig: the store configuration is invalid.
 	ErrConfig = errors.New("invalid store configuration")
 	// ErrTooLarge: a file needs more segments than one catalog entry holds.

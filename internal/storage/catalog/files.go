@@ -20,16 +20,30 @@ type PutResult struct {
 	Missing int
 }
 
-// Put streams r through the data encoder (memory bounded by the encoder's
-// segments in flight, whatever the length) and commits a catalog with the
-// new entry. A file of the same name is replaced, and its segments deleted
-// once the new root is in place. On failure nothing changes in the
-// catalog and the segments written are removed (best effort).
+// Meta is the metadata a put stores with a file.
+type Meta struct {
+	Mode     uint32    // permission bits (and setuid, setgid, sticky)
+	MTime    time.Time // modification time
+	UID, GID uint32    // owner
+}
+
+// Put stores r as name with mode and mtime, owned by uid 0 (see PutMeta).
 func (s *Store) Put(ctx context.Context, name string, r io.Reader, mode uint32, mtime time.Time) (PutResult, error) {
+	return s.PutMeta(ctx, name, r, Meta{Mode: mode, MTime: mtime})
+}
+
+// PutMeta streams r through the data encoder (memory bounded by the
+// encoder's segments in flight, whatever the length) and commits a catalog
+// with the new entry. A file of the same name is replaced, and its segments
+// deleted once the new root is in place (or at the last release of a Hold
+// on them). On failure nothing changes in the catalog and the segments
+// written are removed (best effort). A new name changes its parent
+// directory's mtime and ctime.
+func (s *Store) PutMeta(ctx context.Context, name string, r io.Reader, m Meta) (PutResult, error) {
 	if err := ValidName(name); err != nil {
 		return PutResult{}, err
 	}
-	e := Entry{Name: name, Mode: mode & 0o7777, MTime: mtime.UnixNano()}
+	e := Entry{Name: name, Mode: m.Mode & 0o7777, MTime: m.MTime.UnixNano(), UID: m.UID, GID: m.GID}
 	missing := 0
 	size, err := s.data.Encode(ctx, r, func(w storage.Written) error {
 		e.Segments = append(e.Segments, w.Ref)
@@ -49,8 +63,13 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, mode uint32, 
 		if err := c.putChecks(name); err != nil {
 			return nil, err
 		}
+		now := s.lk.now().UnixNano()
+		e.CTime = now
 		var cat *Catalog
 		cat, old = c.with(e)
+		if old == nil {
+			cat = cat.touchParent(name, now)
+		}
 		return cat, nil
 	})
 	if err != nil {

@@ -49,6 +49,10 @@ func FuzzDecodeCatalog(f *testing.F) {
 	c := &Catalog{}
 	c, _ = c.with(Entry{Name: "a", Size: 5, Mode: 0o644, MTime: 1, Segments: []storage.SegmentRef{sampleRef()}})
 	c, _ = c.with(Entry{Name: "b/c"})
+	c3, _ := c.with(Entry{Name: "l", Mode: 0o777, Link: "../a", UID: 1, GID: 2, CTime: 3, ATime: 4})
+	if p3, err := encodeCatalog(c3); err == nil {
+		f.Add(p3)
+	}
 	plain, err := encodeCatalog(c)
 	if err != nil {
 		f.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -107,10 +106,12 @@ func decodeLock(k *keys, name string, raw []byte) (lockRecord, error) {
 
 func (s *Store) lockInit() {
 	s.lk.init.Do(func() {
-		if _, err := io.ReadFull(s.rand, s.lk.writer[:]); err != nil {
+		id, err := newWriterID(s.keys, s.rand)
+		if err != nil {
 			// A fixed id is still a lock; two such writers would share it.
 			s.log.Warn("no randomness for the writer id", "err", err)
 		}
+		s.lk.writer = id
 		if s.lk.now == nil {
 			s.lk.now = time.Now
 		}
@@ -130,15 +131,24 @@ func (s *Store) updateWith(ctx context.Context, meta *storage.Encoder, change fu
 	s.lk.mu.Lock()
 	defer s.lk.mu.Unlock()
 	s.lockInit()
-	deadline := s.lk.now().Add(lockWait)
+	start := s.lk.now()
+	deadline := start.Add(lockWait)
+	var told time.Time // when the wait was last logged
 	for attempt := 0; ; attempt++ {
-		acquired, err := s.acquire(ctx)
+		acquired, holder, err := s.acquire(ctx)
 		if err != nil {
 			return false, err
 		}
 		if acquired.IsZero() {
-			if s.lk.now().After(deadline) {
-				return false, fmt.Errorf("another writer has held the store's lock for over %v: retry later, or remove a stale %s* object if that writer crashed", lockWait, lockPrefix)
+			now := s.lk.now()
+			if now.After(deadline) {
+				return false, fmt.Errorf("another writer (%s, lease until %s) has held the store's lock for over %v: retry later, or remove the stale %s object if that writer crashed", lockName(holder.writer), holder.expires.Format(time.RFC3339), lockWait, lockName(holder.writer))
+			}
+			if now.Sub(told) >= 10*time.Second {
+				told = now
+				s.log.Warn("waiting for the store's writer lock", "holder", lockName(holder.writer),
+					"lease_expires_in", holder.expires.Sub(now).Round(time.Second),
+					"waited", now.Sub(start).Round(time.Millisecond), "gives_up_in", deadline.Sub(now).Round(time.Second))
 			}
 			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return false, err
@@ -195,10 +205,10 @@ func (s *Store) refresh(ctx context.Context) error {
 }
 
 // acquire announces this writer's lock and checks for others. It returns
-// the time of the announcement when the lock is held, the zero time when
-// another writer holds it (its own announcement withdrawn), or an error
-// when no majority of backends answers.
-func (s *Store) acquire(ctx context.Context) (time.Time, error) {
+// the time of the announcement when the lock is held, the zero time and
+// the holder when another writer holds it (its own announcement
+// withdrawn), or an error when no majority of backends answers.
+func (s *Store) acquire(ctx context.Context) (time.Time, lockRecord, error) {
 	now := s.lk.now()
 	blob := encodeLock(s.keys, lockRecord{writer: s.lk.writer, expires: now.Add(lockLease)})
 	name := lockName(s.lk.writer)
@@ -211,27 +221,29 @@ func (s *Store) acquire(ctx context.Context) (time.Time, error) {
 	need := len(s.backends)/2 + 1
 	if ok := countNil(errs); ok < need {
 		s.release(ctx)
-		return time.Time{}, fmt.Errorf("%w: writer lock taken by %d of %d backends, need %d: %w", ErrQuorum, ok, len(s.backends), need, joinBackendErrs(s.backends, errs))
+		return time.Time{}, lockRecord{}, fmt.Errorf("%w: writer lock taken by %d of %d backends, need %d: %w", ErrQuorum, ok, len(s.backends), need, joinBackendErrs(s.backends, errs))
 	}
-	others, answered := s.otherLocks(ctx, now)
+	holder, others, answered := s.otherLocks(ctx, now)
 	if answered < need {
 		s.release(ctx)
-		return time.Time{}, fmt.Errorf("%w: only %d of %d backends listed the writer locks, need %d", ErrQuorum, answered, len(s.backends), need)
+		return time.Time{}, lockRecord{}, fmt.Errorf("%w: only %d of %d backends listed the writer locks, need %d", ErrQuorum, answered, len(s.backends), need)
 	}
 	if others {
 		s.release(ctx)
-		return time.Time{}, nil
+		return time.Time{}, holder, nil
 	}
-	return now, nil
+	return now, lockRecord{}, nil
 }
 
 // otherLocks lists lock objects on every backend and reports whether one of
-// another writer verifies and has not expired, and how many backends
-// answered.
-func (s *Store) otherLocks(ctx context.Context, now time.Time) (bool, int) {
+// another writer verifies and has not expired (and one such holder), and
+// how many backends answered. A live-looking lock of a dead process of
+// this machine and user (staleLocal) is deleted and does not count.
+func (s *Store) otherLocks(ctx context.Context, now time.Time) (lockRecord, bool, int) {
 	mine := lockName(s.lk.writer)
 	var mu sync.Mutex
 	found, answered := false, 0
+	var holder lockRecord
 	var wg sync.WaitGroup
 	for _, b := range s.backends {
 		wg.Go(func() {
@@ -257,9 +269,23 @@ func (s *Store) otherLocks(ctx context.Context, now time.Time) (bool, int) {
 					s.log.Debug("ignore lock object", "backend", b.ID(), "name", n, "err", err)
 					continue
 				}
-				if r.expires.After(now) {
-					live = true
+				if !r.expires.After(now) {
+					continue
 				}
+				if s.staleLocal(r.writer) {
+					s.log.Warn("taking over the writer lock of a process of ours that is gone", "backend", b.ID(), "lock", n, "lease_was_until", r.expires.Format(time.RFC3339))
+					if err := b.Delete(ctx, n); err != nil {
+						live = true // still there: wait as for any holder
+						mu.Lock()
+						holder = r
+						mu.Unlock()
+					}
+					continue
+				}
+				live = true
+				mu.Lock()
+				holder = r
+				mu.Unlock()
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -268,7 +294,7 @@ func (s *Store) otherLocks(ctx context.Context, now time.Time) (bool, int) {
 		})
 	}
 	wg.Wait()
-	return found, answered
+	return holder, found, answered
 }
 
 // release withdraws this writer's lock from every backend, best effort:

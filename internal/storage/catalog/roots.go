@@ -168,6 +168,11 @@ func (s *Store) deleteOldRoots(ctx context.Context, seq uint64) {
 // deleteSegments removes the shards of refs, best effort: a shard left
 // behind is garbage that no reference names.
 func (s *Store) deleteSegments(ctx context.Context, refs []storage.SegmentRef) {
+	s.deleteNow(ctx, s.holds.unheld(refs))
+}
+
+// deleteNow deletes the shards of refs, held or not (hold.go).
+func (s *Store) deleteNow(ctx context.Context, refs []storage.SegmentRef) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	for _, ref := range refs {

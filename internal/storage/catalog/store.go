@@ -40,6 +40,7 @@ type Store struct {
 	// metaOverride, set under lk.mu for one commit, encodes the catalog
 	// instead of meta (repair, when backends are down).
 	metaOverride *storage.Encoder
+	holds        holds // segments open files still read (hold.go)
 }
 
 func newStore(opts Options, secret []byte) (*Store, error) {
@@ -190,4 +191,29 @@ func (s *Store) commit(ctx context.Context, cat *Catalog) (visible bool, err err
 	s.deleteOldRoots(ctx, seq)
 	s.deleteSegments(ctx, old)
 	return true, nil
+}
+
+// Refresh reads the newest root if another writer (another process or
+// machine) committed past the root this Store is at, and reports whether
+// the catalog changed. It holds the Store's lock only when there is
+// something to read.
+func (s *Store) Refresh(ctx context.Context) (bool, error) {
+	scan, err := s.scanRoots(ctx)
+	if err != nil {
+		return false, err
+	}
+	newest := uint64(0)
+	for seq := range scan.holders {
+		newest = max(newest, seq)
+	}
+	if newest <= s.Seq() {
+		return false, nil
+	}
+	s.lk.mu.Lock()
+	defer s.lk.mu.Unlock()
+	before := s.seq
+	if err := s.refresh(ctx); err != nil {
+		return false, err
+	}
+	return s.seq != before, nil
 }

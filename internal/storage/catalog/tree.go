@@ -33,15 +33,19 @@ var (
 	ErrRenameInto = errors.New("cannot move a directory inside itself")
 )
 
-// version is the format version encodeCatalog writes: 1 unless a directory
-// entry needs version 2.
+// version is the format version encodeCatalog writes: the lowest that
+// holds every entry (1; 2 with a directory entry; 3 with a version 3 field).
 func (c *Catalog) version() uint16 {
+	v := uint16(catalogVersion)
 	for i := range c.entries {
+		if c.entries[i].v3() {
+			return catalogVersionPOSIX
+		}
 		if c.entries[i].Dir {
-			return catalogVersionDirs
+			v = catalogVersionDirs
 		}
 	}
-	return catalogVersion
+	return v
 }
 
 // IsDir reports whether name is a directory, explicit or implicit.
@@ -215,7 +219,7 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 			return nil, fmt.Errorf("%w: %q", ErrIsDir, name)
 		}
 		gone = e
-		return next, nil
+		return next.touchParent(name, s.lk.now().UnixNano()), nil
 	})
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
@@ -224,8 +228,17 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// Mkdir adds an explicit, empty directory. Its parent must be a directory.
+// Mkdir adds an explicit, empty directory owned by uid 0. Its parent
+// must be a directory.
 func (s *Store) Mkdir(ctx context.Context, name string, mode uint32, mtime time.Time) error {
+	return s.MkdirMeta(ctx, name, Meta{Mode: mode, MTime: mtime})
+}
+
+// MkdirMeta adds an explicit, empty directory with m's mode, mtime and
+// owner, and sets its parent's mtime and ctime. Its parent must be a
+// directory.
+func (s *Store) MkdirMeta(ctx context.Context, name string, m Meta) error {
+	mode, mtime := m.Mode, m.MTime
 	if err := ValidName(name); err != nil {
 		return err
 	}
@@ -236,8 +249,9 @@ func (s *Store) Mkdir(ctx context.Context, name string, mode uint32, mtime time.
 		if err := c.checkParent(name, true); err != nil {
 			return nil, err
 		}
-		next, _ := c.with(Entry{Name: name, Dir: true, Mode: mode & 0o7777, MTime: mtime.UnixNano()})
-		return next, nil
+		now := s.lk.now().UnixNano()
+		next, _ := c.with(Entry{Name: name, Dir: true, Mode: mode & 0o7777, MTime: mtime.UnixNano(), CTime: now, UID: m.UID, GID: m.GID})
+		return next.touchParent(name, now), nil
 	})
 	if err != nil {
 		return fmt.Errorf("mkdir %s: %w", name, err)
@@ -258,7 +272,7 @@ func (s *Store) Rmdir(ctx context.Context, name string) error {
 			return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
 		}
 		next, _, _ := c.without(name)
-		return next, nil
+		return next.touchParent(name, s.lk.now().UnixNano()), nil
 	})
 	if err != nil {
 		return fmt.Errorf("rmdir %s: %w", name, err)
@@ -278,7 +292,15 @@ func (s *Store) Rename(ctx context.Context, old, nw string) error {
 	_, err := s.update(ctx, func(c *Catalog) (*Catalog, error) {
 		next, r, err := c.renamed(old, nw)
 		replaced = r
-		return next, err
+		if err != nil || old == nw {
+			return next, err
+		}
+		now := s.lk.now().UnixNano()
+		if e, ok := next.Lookup(nw); ok {
+			e.CTime = now
+			next, _ = next.with(e)
+		}
+		return next.touchParent(old, now).touchParent(nw, now), nil
 	})
 	if err != nil {
 		return fmt.Errorf("rename %s to %s: %w", old, nw, err)
@@ -313,3 +335,9 @@ func (s *Store) ReadSegment(ctx context.Context, ref storage.SegmentRef, dst []b
 
 // SegmentSize is the data segment size in bytes.
 func (s *Store) SegmentSize() int { return s.data.Params().SegmentSize }
+
+// OpenSegment prepares reads of single frames of one segment of a file
+// entry (storage.Decoder.OpenSegment): for small random reads.
+func (s *Store) OpenSegment(ctx context.Context, ref storage.SegmentRef) (*storage.SegmentReader, error) {
+	return s.dec.OpenSegment(ctx, ref)
+}

@@ -16,6 +16,7 @@ import (
 // implicit one (a prefix of file names).
 type dirNode struct {
 	fs.Inode
+	noXattr
 	fsys *FS
 }
 
@@ -29,21 +30,77 @@ var (
 	_ fs.NodeRenamer   = (*dirNode)(nil)
 	_ fs.NodeCreater   = (*dirNode)(nil)
 	_ fs.NodeStatfser  = (*dirNode)(nil)
+	_ fs.NodeSetattrer = (*dirNode)(nil)
+	_ fs.NodeSymlinker = (*dirNode)(nil)
 )
 
 func (d *dirNode) path() string { return d.Path(nil) }
 
-func (d *dirNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+// entry returns the directory's attributes: the root's from memory, an
+// explicit directory's from the catalog, an implicit one's made up.
+func (d *dirNode) entry() catalog.Entry {
 	p := d.path()
-	if e, ok := d.fsys.st.Lookup(p); ok && e.Dir {
-		fillEntry(&out.Attr, e)
-	} else {
-		fillEntry(&out.Attr, catalog.Entry{Dir: true, Mode: 0o755})
+	if p == "" {
+		return d.fsys.rootEntry()
 	}
+	if e, ok := d.fsys.st.Lookup(p); ok && e.Dir {
+		return e
+	}
+	return catalog.Entry{Name: p, Dir: true, Mode: 0o755}
+}
+
+func (d *dirNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fsys.fill(&out.Attr, d.entry())
 	return 0
 }
 
+// Setattr changes mode, owner and times (chmod, chown, utimensat); the
+// kernel has checked the caller may (default_permissions).
+func (d *dirNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	a := setAttr(in)
+	p := d.path()
+	if p == "" {
+		d.fsys.setRoot(a)
+		d.fsys.fill(&out.Attr, d.fsys.rootEntry())
+		return 0
+	}
+	e, err := d.fsys.st.SetAttr(ctx, p, a)
+	if err != nil {
+		return errno(err)
+	}
+	d.fsys.fill(&out.Attr, e)
+	return 0
+}
+
+// setAttr converts a SETATTR request, less its size, to a catalog change.
+func setAttr(in *fuse.SetAttrIn) catalog.Attr {
+	var a catalog.Attr
+	if m, ok := in.GetMode(); ok {
+		m &= 0o7777
+		a.Mode = &m
+	}
+	if u, ok := in.GetUID(); ok {
+		a.UID = &u
+	}
+	if g, ok := in.GetGID(); ok {
+		a.GID = &g
+	}
+	if t, ok := in.GetMTime(); ok {
+		a.MTime = &t
+	}
+	if t, ok := in.GetATime(); ok {
+		a.ATime = &t
+	}
+	return a
+}
+
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > catalog.MaxComponentLen {
+		return nil, syscall.ENAMETOOLONG
+	}
 	p := join(d.path(), name)
 	ch := d.GetChild(name)
 	if ch != nil {
@@ -53,17 +110,29 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		}
 	}
 	st := d.fsys.st
-	if e, ok := st.Lookup(p); ok && !e.Dir {
-		fillEntry(&out.Attr, e)
-		if ch != nil && !ch.IsDir() {
-			return ch, 0
+	if e, ok := st.Lookup(p); ok && e.IsLink() {
+		d.fsys.fill(&out.Attr, e)
+		if ch != nil {
+			if _, ok := ch.Operations().(*linkNode); ok {
+				return ch, 0
+			}
+		}
+		return d.NewInode(ctx, &linkNode{fsys: d.fsys}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
+	} else if ok && !e.Dir {
+		d.fsys.fill(&out.Attr, e)
+		if ch != nil {
+			if _, ok := ch.Operations().(*fileNode); ok {
+				return ch, 0
+			}
 		}
 		return d.NewInode(ctx, &fileNode{fsys: d.fsys}, fs.StableAttr{Mode: syscall.S_IFREG}), 0
 	}
 	if st.IsDir(p) {
-		e, _ := st.Lookup(p)
-		e.Dir = true
-		fillEntry(&out.Attr, e)
+		e, ok := st.Lookup(p)
+		if !ok {
+			e = catalog.Entry{Name: p, Dir: true, Mode: 0o755}
+		}
+		d.fsys.fill(&out.Attr, e)
 		if ch != nil && ch.IsDir() {
 			return ch, 0
 		}
@@ -78,8 +147,11 @@ func (d *dirNode) Readdir(context.Context) (fs.DirStream, syscall.Errno) {
 	for _, e := range d.fsys.st.Children(d.path()) {
 		name := baseName(e.Name)
 		mode := uint32(syscall.S_IFREG)
-		if e.Dir {
+		switch {
+		case e.Dir:
 			mode = syscall.S_IFDIR
+		case e.IsLink():
+			mode = syscall.S_IFLNK
 		}
 		seen[name] = true
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
@@ -103,15 +175,38 @@ func baseName(p string) string {
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	p := join(d.path(), name)
-	if err := d.fsys.st.Mkdir(ctx, p, mode, time.Now()); err != nil {
+	uid, gid := caller(ctx)
+	if err := d.fsys.st.MkdirMeta(ctx, p, catalog.Meta{Mode: mode, MTime: time.Now(), UID: uid, GID: gid}); err != nil {
 		return nil, errno(err)
 	}
-	fillEntry(&out.Attr, catalog.Entry{Name: p, Dir: true, Mode: mode})
+	d.fsys.changed(d.path())
+	e, ok := d.fsys.st.Lookup(p)
+	if !ok {
+		e = catalog.Entry{Name: p, Dir: true, Mode: mode & 0o7777, UID: uid, GID: gid}
+	}
+	d.fsys.fill(&out.Attr, e)
 	return d.NewInode(ctx, &dirNode{fsys: d.fsys}, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 }
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return errno(d.fsys.st.Rmdir(ctx, join(d.path(), name)))
+	if err := d.fsys.st.Rmdir(ctx, join(d.path(), name)); err != nil {
+		return errno(err)
+	}
+	d.fsys.changed(d.path())
+	return 0
+}
+
+// Symlink adds a symbolic link owned by the caller.
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p := join(d.path(), name)
+	uid, gid := caller(ctx)
+	e, err := d.fsys.st.Symlink(ctx, p, target, uid, gid)
+	if err != nil {
+		return nil, errno(err)
+	}
+	d.fsys.changed(d.path())
+	d.fsys.fill(&out.Attr, e)
+	return d.NewInode(ctx, &linkNode{fsys: d.fsys}, fs.StableAttr{Mode: syscall.S_IFLNK}), 0
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -123,13 +218,34 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if fn != nil {
 		fn.unlink()
 		if _, ok := d.fsys.st.Lookup(p); !ok {
+			d.fsys.changed(d.path())
 			return 0 // created here and never uploaded
 		}
 	}
-	return errno(d.fsys.st.Remove(ctx, p))
+	if err := d.fsys.st.Remove(ctx, p); err != nil {
+		return errno(err)
+	}
+	d.fsys.changed(d.path())
+	return 0
 }
 
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	var victim *fileNode // the file renamed over, if the mount knows it
+	if ch := newParent.EmbeddedInode().GetChild(newName); ch != nil && ch != d.GetChild(name) {
+		victim, _ = ch.Operations().(*fileNode)
+	}
+	en := d.rename(ctx, name, newParent, newName, flags)
+	if en == 0 && victim != nil {
+		victim.unlink() // its open handles keep the old content; never upload it
+	}
+	if en == 0 {
+		d.fsys.changed(d.path())
+		d.fsys.changed(newParent.EmbeddedInode().Path(nil))
+	}
+	return en
+}
+
+func (d *dirNode) rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.ENOTSUP
 	}
@@ -164,12 +280,14 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if d.fsys.st.IsDir(p) {
 		return nil, nil, 0, syscall.EISDIR
 	}
-	fn := &fileNode{fsys: d.fsys, mode: mode & 0o7777}
+	uid, gid := caller(ctx)
+	fn := &fileNode{fsys: d.fsys, mode: mode & 0o7777, uid: uid, gid: gid}
 	if err := fn.openSpool(ctx, p, true); err != nil {
 		return nil, nil, 0, errno(err)
 	}
 	fn.sp.dirty = true // an empty new file is still a file
 	fn.attr(&out.Attr)
+	d.fsys.changed(d.path())
 	ch := d.NewInode(ctx, fn, fs.StableAttr{Mode: syscall.S_IFREG})
 	return ch, &handle{node: fn, write: true}, 0, 0
 }

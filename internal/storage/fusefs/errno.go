@@ -29,6 +29,8 @@ func errno(err error) syscall.Errno {
 		return syscall.ENOTEMPTY
 	case errors.Is(err, catalog.ErrNameTaken):
 		return syscall.EEXIST
+	case errors.Is(err, catalog.ErrNameTooLong):
+		return syscall.ENAMETOOLONG
 	case errors.Is(err, catalog.ErrName), errors.Is(err, catalog.ErrRenameInto):
 		return syscall.EINVAL
 	case errors.Is(err, catalog.ErrTooLarge):

@@ -21,12 +21,14 @@ import (
 // sees it only when the spool is uploaded.
 type fileNode struct {
 	fs.Inode
+	noXattr
 	fsys *FS
 
 	mu       sync.Mutex
 	sp       *spool
 	up       *upstream // streaming upload of sp, if any (stream.go)
 	mode     uint32    // permissions for the upload of a new file
+	uid, gid uint32    // owner for the upload
 	unlinked bool      // removed while open: never upload
 }
 
@@ -38,6 +40,7 @@ type spool struct {
 	refs  int  // writable handles
 	gen   int  // count of changes, to tell whether a stream saw them all
 	mtime time.Time
+	ctime time.Time // last change of content or attributes
 }
 
 var (
@@ -72,19 +75,33 @@ func (n *fileNode) attr(out *fuse.Attr) bool {
 
 func (n *fileNode) attrLocked(out *fuse.Attr) bool {
 	if n.sp != nil {
-		fillEntry(out, catalog.Entry{Size: n.sp.size, Mode: n.mode, MTime: n.sp.mtime.UnixNano()})
+		n.fsys.fill(out, catalog.Entry{Size: n.sp.size, Mode: n.mode, MTime: n.sp.mtime.UnixNano(),
+			CTime: max(n.sp.ctime.UnixNano(), n.sp.mtime.UnixNano()), UID: n.uid, GID: n.gid})
 		return true
 	}
 	e, ok := n.fsys.st.Lookup(n.path())
 	if !ok || e.Dir {
 		return false
 	}
-	fillEntry(out, e)
+	n.fsys.fill(out, e)
 	return true
 }
 
-func (n *fileNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if !n.attr(&out.Attr) {
+// Getattr answers from the spool if the file is being written, from the
+// handle's entry if the file's name is gone (unlinked or renamed over:
+// fstat of an open descriptor still works), else from the catalog.
+func (n *fileNode) Getattr(_ context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if h, ok := fh.(*handle); ok && n.sp == nil && n.unlinked {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.offsets != nil {
+			n.fsys.fill(&out.Attr, h.entry)
+			return 0
+		}
+	}
+	if !n.attrLocked(&out.Attr) {
 		return syscall.ENOENT
 	}
 	return 0
@@ -107,7 +124,8 @@ func (n *fileNode) openSpool(ctx context.Context, p string, trunc bool) error {
 	os.Remove(f.Name()) // unnamed: nothing to clean after a crash
 	sp := &spool{f: f, mtime: time.Now()}
 	if e, ok := n.fsys.st.Lookup(p); ok {
-		n.mode = e.Mode
+		n.mode, n.uid, n.gid = e.Mode, e.UID, e.GID
+		sp.mtime = time.Unix(0, e.MTime)
 		if !trunc && e.Size > 0 {
 			if _, _, err := n.fsys.st.Get(ctx, p, f); err != nil {
 				f.Close()
@@ -120,6 +138,7 @@ func (n *fileNode) openSpool(ctx context.Context, p string, trunc bool) error {
 		return fmt.Errorf("%w: %q", catalog.ErrNotFound, p)
 	}
 	n.sp = sp
+	n.fsys.spooled(n, true)
 	return nil
 }
 
@@ -152,7 +171,7 @@ func (n *fileNode) uploadLocked(ctx context.Context) error {
 	}
 	p := n.path()
 	r := io.NewSectionReader(n.sp.f, 0, n.sp.size)
-	if _, err := n.fsys.st.Put(ctx, p, r, n.mode, n.sp.mtime); err != nil {
+	if _, err := n.fsys.st.PutMeta(ctx, p, r, n.meta()); err != nil {
 		n.fsys.log.Warn("upload failed", "file", p, "err", err)
 		return err
 	}
@@ -172,6 +191,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			}
 			h.entry = e
 			h.offsets = offsets(e)
+			h.release = n.fsys.st.Hold(e.Segments)
 		}
 		return h, 0, 0
 	}
@@ -204,11 +224,23 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return errno(err)
 		}
 	}
-	if mode, ok := in.GetMode(); ok && n.sp != nil {
-		n.mode = mode & 0o7777
-	}
-	if mt, ok := in.GetMTime(); ok && n.sp != nil {
-		n.sp.mtime = mt
+	a := setAttr(in)
+	if a.Mode != nil || a.UID != nil || a.GID != nil || a.MTime != nil || a.ATime != nil {
+		if n.sp != nil { // the upload at close carries them
+			e := catalog.Entry{Mode: n.mode, UID: n.uid, GID: n.gid, MTime: n.sp.mtime.UnixNano()}
+			e.Apply(a, time.Now())
+			n.mode, n.uid, n.gid = e.Mode, e.UID, e.GID
+			n.sp.mtime, n.sp.ctime = time.Unix(0, e.MTime), time.Unix(0, e.CTime)
+			n.breakStream() // it stores the attributes it started with
+			n.sp.dirty = true
+			n.sp.gen++
+		}
+		p := n.path()
+		if _, ok := n.fsys.st.Lookup(p); ok && !n.unlinked {
+			if _, err := n.fsys.st.SetAttr(ctx, p, a); err != nil {
+				return errno(err)
+			}
+		}
 	}
 	if !n.attrLocked(&out.Attr) {
 		return syscall.ENOENT
@@ -216,11 +248,17 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	return 0
 }
 
+// meta is what an upload stores with the content. Called with n.mu held.
+func (n *fileNode) meta() catalog.Meta {
+	return catalog.Meta{Mode: n.mode, MTime: n.sp.mtime, UID: n.uid, GID: n.gid}
+}
+
 func (n *fileNode) closeSpoolLocked() {
 	n.breakStream()
 	if n.sp != nil {
 		n.sp.f.Close()
 		n.sp = nil
+		n.fsys.spooled(n, false)
 	}
 }
 
@@ -240,9 +278,13 @@ type handle struct {
 	node  *fileNode
 	write bool
 
-	mu      sync.Mutex    // guards entry and offsets, set once
+	mu      sync.Mutex    // guards entry, offsets and release, set once
 	entry   catalog.Entry // the file as opened, when read from the store
 	offsets []int64
+	// release ends the hold on entry's segments: they outlive an unlink
+	// or a rename over the file until this handle closes.
+	release func()
+	next    int64 // where the last read ended: tells sequential from random
 }
 
 var (
@@ -273,6 +315,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			return nil, syscall.ENOENT
 		}
 		h.entry, h.offsets = e, offsets(e)
+		h.release = n.fsys.st.Hold(e.Segments)
 	}
 	h.mu.Unlock()
 	k, err := h.readSegments(ctx, dest, off)
@@ -283,26 +326,49 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	return fuse.ReadResultData(dest[:k]), 0
 }
 
-// readSegments copies from the decoded segments covering [off,
-// off+len(dest)) and starts fetching the segment after the last one.
+// readSegments copies from the segments covering [off, off+len(dest)).
+// A sequential or large read decodes whole segments and starts fetching the
+// one after the last; a small random read fetches only the frames it
+// needs, unless the whole segment is cached already.
 func (h *handle) readSegments(ctx context.Context, dest []byte, off int64) (int, error) {
 	f := h.node.fsys
+	h.mu.Lock()
+	// A read from the start is taken as the start of a sequential read.
+	seq := len(dest) >= bigRead || off == 0 || (h.next > 0 && off >= h.next-seqWindow && off <= h.next+seqWindow)
+	h.next = off + int64(len(dest))
+	h.mu.Unlock()
 	total := 0
 	for total < len(dest) && off < h.entry.Size {
 		i := segmentAt(h.offsets, off)
 		ref := h.entry.Segments[i]
-		data, err := f.cache.get(ctx, ref.ID, f.loader(ref))
-		if err != nil {
-			return total, err
-		}
 		in := off - h.offsets[i]
+		want := dest[total:min(len(dest), total+int(h.offsets[i+1]-off))]
+		data, cached := f.cache.peek(ref.ID)
+		if !cached && !seq {
+			c, err := f.readFrames(ctx, ref, in, want)
+			if err == nil {
+				total += c
+				off += int64(c)
+				continue
+			}
+			if !partialFailed(ctx, err) {
+				return total, err
+			}
+			f.log.Debug("frame read failed: reading the whole segment", "segment", ref.ID.String(), "err", err)
+		}
+		if !cached {
+			var err error
+			if data, err = f.cache.get(ctx, ref.ID, f.loader(ref)); err != nil {
+				return total, err
+			}
+		}
 		if in >= int64(len(data)) {
 			return total, fmt.Errorf("segment %s holds %d bytes, the catalog says %d", ref.ID, len(data), ref.PlainLen)
 		}
 		c := copy(dest[total:], data[in:])
 		total += c
 		off += int64(c)
-		if i+1 < len(h.entry.Segments) {
+		if seq && i+1 < len(h.entry.Segments) {
 			next := h.entry.Segments[i+1]
 			f.cache.prefetch(next.ID, f.loader(next))
 		}
@@ -374,6 +440,12 @@ func (h *handle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
 // Release is the last close: a failed upload is retried once more, then
 // the spool is dropped (the error went to close or fsync already).
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	if h.release != nil {
+		h.release()
+		h.release = nil
+	}
+	h.mu.Unlock()
 	if !h.write {
 		return 0
 	}

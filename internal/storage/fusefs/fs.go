@@ -1,12 +1,14 @@
 package fusefs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +30,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request.
 	Debug bool
+	// RefreshEvery is how often the mount looks for roots committed by
+	// other writers (a `zgrid store put` elsewhere); 0 means 2 s, negative
+	// never.
+	RefreshEvery time.Duration
 }
 
 // loadTimeout bounds one segment fetch, so a hung backend gives EIO rather
@@ -42,7 +48,53 @@ type FS struct {
 	st       *catalog.Store
 	cacheDir string
 	log      *slog.Logger
-	cache    *segCache
+	cache    *segCache[storage.SegmentID]
+	frames   *segCache[frameKey] // decrypted 64 KiB frames (frames.go)
+	readers  segReaderCache
+
+	mu      sync.Mutex
+	writing map[*fileNode]struct{} // nodes with a spool (open for writing)
+	// root is the root directory's attributes: it has no catalog entry,
+	// so they live in memory and start at the mount's time.
+	root    catalog.Entry
+	started time.Time // the time of implicit directories
+
+	stopRefresh func() // ends refreshLoop and waits for it
+}
+
+// spooled records that n has (or no longer has) a spool. Called with n.mu
+// held; f.mu nests inside it.
+func (f *FS) spooled(n *fileNode, open bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if open {
+		f.writing[n] = struct{}{}
+	} else {
+		delete(f.writing, n)
+	}
+}
+
+// FlushAll uploads every file open for writing as it stands, as a close
+// would: what write(2) acknowledged is in the store when it returns nil.
+// The files stay open. It returns the first upload error.
+func (f *FS) FlushAll(ctx context.Context) error {
+	f.mu.Lock()
+	nodes := make([]*fileNode, 0, len(f.writing))
+	for n := range f.writing {
+		nodes = append(nodes, n)
+	}
+	f.mu.Unlock()
+	var first error
+	for _, n := range nodes {
+		n.mu.Lock()
+		err := n.uploadLocked(ctx)
+		n.mu.Unlock()
+		if err != nil {
+			f.log.Error("upload of an open file failed", "file", n.path(), "err", err)
+			first = cmp.Or(first, err)
+		}
+	}
+	return first
 }
 
 // New returns the root node of a file system over st. The caller keeps st
@@ -58,16 +110,53 @@ func New(st *catalog.Store, opts Options) (*FS, fs.InodeEmbedder, error) {
 	if n <= 0 {
 		n = 4
 	}
-	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache(n)}
+	f := &FS{st: st, cacheDir: opts.CacheDir, log: opts.Logger, cache: newSegCache[storage.SegmentID](n), frames: newSegCache[frameKey](frameCacheFrames), writing: map[*fileNode]struct{}{}}
+	every := opts.RefreshEvery
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	f.stopRefresh = func() {}
+	if every > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.refreshLoop(ctx, every) }()
+		var once sync.Once
+		f.stopRefresh = func() { once.Do(func() { cancel(); <-done }) }
+	}
+	f.started = time.Now()
+	f.root = catalog.Entry{Dir: true, Mode: 0o755, MTime: f.started.UnixNano(), CTime: f.started.UnixNano()}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	return f, &dirNode{fsys: f}, nil
 }
 
-// Close cancels the segment loads in flight and waits for the read-ahead
-// goroutines to end. Reads after Close fail.
-func (f *FS) Close() { f.cache.close() }
+// Close stops the refresh loop, cancels the segment loads in flight and
+// waits for the read-ahead goroutines to end. Reads after Close fail.
+func (f *FS) Close() {
+	f.stopRefresh()
+	f.cache.close()
+	f.frames.close()
+}
+
+// refreshLoop picks up other writers' commits every interval until ctx
+// ends.
+func (f *FS) refreshLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if changed, err := f.st.Refresh(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("look for other writers' changes", "err", err)
+		} else if changed {
+			f.log.Debug("catalog changed by another writer", "seq", f.st.Seq())
+		}
+	}
+}
 
 // Server is a mounted FS: the FUSE server, and the FS whose background
 // work stops with the mount.
@@ -102,7 +191,11 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			Debug:        opts.Debug,
+			// The kernel checks permissions against the stored mode and
+			// owner, as on a local file system.
+			Options: []string{"default_permissions"},
 		},
+		NullPermissions: true, // mode 0 is mode 0
 		EntryTimeout:    &at,
 		AttrTimeout:     &at,
 		NegativeTimeout: &neg,
@@ -130,24 +223,77 @@ func join(dir, name string) string {
 	return path.Join(dir, name)
 }
 
-// fillEntry sets attributes from a catalog entry.
-func fillEntry(out *fuse.Attr, e catalog.Entry) {
+// fillEntry sets attributes from a catalog entry; times the entry lacks
+// (the root, implicit directories) are def.
+func fillEntry(out *fuse.Attr, e catalog.Entry, def time.Time) {
 	mode := e.Mode & 0o7777
-	if e.Dir {
-		if mode == 0 {
-			mode = 0o755
-		}
+	switch {
+	case e.Dir:
 		out.Mode = syscall.S_IFDIR | mode
 		out.Nlink = 2
-	} else {
+	case e.IsLink():
+		out.Mode = syscall.S_IFLNK | 0o777
+		out.Nlink = 1
+		e.Size = int64(len(e.Link))
+	default:
 		out.Mode = syscall.S_IFREG | mode
 		out.Nlink = 1
 	}
 	out.Size = uint64(e.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
-	if e.MTime > 0 {
-		t := time.Unix(0, e.MTime)
-		out.SetTimes(&t, &t, &t)
+	out.Uid, out.Gid = e.UID, e.GID
+	mt := def
+	if e.MTime != 0 {
+		mt = time.Unix(0, e.MTime)
 	}
+	at, ct := mt, mt
+	if e.ATime != 0 {
+		at = time.Unix(0, e.ATime)
+	}
+	if e.CTime != 0 {
+		ct = time.Unix(0, e.CTime)
+	}
+	out.SetTimes(&at, &mt, &ct)
+}
+
+// caller returns the uid and gid of the process making a request.
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+// rootEntry returns the root's attributes.
+func (f *FS) rootEntry() catalog.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.root
+}
+
+// touchRoot sets the root's mtime and ctime after a change of its entries.
+func (f *FS) touchRoot() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now().UnixNano()
+	f.root.MTime, f.root.CTime = now, now
+}
+
+// changed notes a change of the entries of directory dir: the root's
+// times live here, the others' in the catalog.
+func (f *FS) changed(dir string) {
+	if dir == "" {
+		f.touchRoot()
+	}
+}
+
+// fill sets attributes from e, with the mount's start for missing times.
+func (f *FS) fill(out *fuse.Attr, e catalog.Entry) { fillEntry(out, e, f.started) }
+
+// setRoot applies a change of attributes to the root.
+func (f *FS) setRoot(a catalog.Attr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.root.Apply(a, time.Now())
 }

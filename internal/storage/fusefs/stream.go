@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
+
+	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 )
 
 // A file written from offset 0 straight to its end (cp, a download, a
@@ -23,24 +26,27 @@ var errStreamBroken = errors.New("fusefs: streaming upload abandoned")
 type upstream struct {
 	cond   *sync.Cond
 	cancel context.CancelFunc
-	done   chan error // the Put's result, once
-	pos    int64      // bytes handed to the Put
-	end    int64      // with ended: the file's final size
-	ended  bool       // the writer marked the end: the reader returns EOF at end
-	broken bool       // abandoned
-	path   string     // the name the Put stores under
+	done   chan struct{} // closed when the Put returned; err is then set
+	err    error         // the Put's result, read after done
+	pos    int64         // bytes handed to the Put
+	end    int64         // with ended: the file's final size
+	ended  bool          // the writer marked the end: the reader returns EOF at end
+	broken bool          // abandoned
+	path   string        // the name the Put stores under
+	mtime  time.Time     // the mtime the Put stores
 }
 
 // startStream begins a streaming upload of an empty spool, if the file is
 // eligible. Called with n.mu held.
 func (n *fileNode) startStream(p string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &upstream{cond: sync.NewCond(&n.mu), cancel: cancel, done: make(chan error, 1), path: p}
+	u := &upstream{cond: sync.NewCond(&n.mu), cancel: cancel, done: make(chan struct{}), path: p}
 	n.up = u
-	mode, mtime := n.mode, n.sp.mtime
+	meta := n.meta()
+	u.mtime = meta.MTime
 	go func() {
-		_, err := n.fsys.st.Put(ctx, p, &streamReader{n: n, u: u}, mode, mtime)
-		u.done <- err
+		_, u.err = n.fsys.st.PutMeta(ctx, p, &streamReader{n: n, u: u}, meta)
+		close(u.done) // every waiter sees it: descriptors may close at once
 	}()
 }
 
@@ -57,7 +63,8 @@ func (n *fileNode) breakStream() {
 
 // finishStream marks the end of the file and waits for the streamed Put to
 // commit. It returns false when no usable stream exists (upload normally).
-// Called with n.mu held; releases it while waiting.
+// Called with n.mu held; releases it while waiting. Any number of callers
+// may wait on the same stream (several descriptors closed at once).
 func (n *fileNode) finishStream() (bool, error) {
 	u := n.up
 	if u == nil || u.broken || u.path != n.path() {
@@ -68,8 +75,9 @@ func (n *fileNode) finishStream() (bool, error) {
 	u.cond.Broadcast()
 	gen := n.sp.gen
 	n.mu.Unlock()
-	err := <-u.done
+	<-u.done
 	n.mu.Lock()
+	err := u.err
 	u.cancel()
 	if n.up == u {
 		n.up = nil
@@ -78,6 +86,11 @@ func (n *fileNode) finishStream() (bool, error) {
 		return true, err
 	}
 	if n.sp != nil && n.sp.gen == gen {
+		if mt := n.sp.mtime; !mt.Equal(u.mtime) { // written after the stream began
+			if _, err := n.fsys.st.SetAttr(context.Background(), u.path, catalog.Attr{MTime: &mt}); err != nil {
+				return true, err
+			}
+		}
 		n.sp.dirty = false
 	}
 	return true, nil
