@@ -29,15 +29,17 @@ type Store interface {
 	Mkdir(ctx context.Context, name string, mode uint32, mtime time.Time) error
 	Rmdir(ctx context.Context, name string) error
 	ReadSegment(ctx context.Context, ref storage.SegmentRef, dst []byte) ([]byte, error)
+	SegmentSize() int
 }
 
 // backend is gofakes3's view of a store: buckets are top-level
 // directories, objects the files below them.
 type backend struct {
-	ctx context.Context // the server's lifetime: gofakes3 passes none per request
-	s   Store
-	log *slog.Logger
-	now func() time.Time
+	ctx  context.Context // the server's lifetime: gofakes3 passes none per request
+	s    Store
+	log  *slog.Logger
+	now  func() time.Time
+	bufs *bufPool
 }
 
 var _ gofakes3.Backend = (*backend)(nil)
@@ -170,7 +172,7 @@ func (b *backend) GetObject(bucket, key string, rng *gofakes3.ObjectRangeRequest
 		start, end = r.Start, r.Start+r.Length
 	}
 	return &gofakes3.Object{Name: key, Size: e.Size, Hash: etag(e), Metadata: meta(e), Range: r,
-		Contents: newSegmentReader(b.ctx, b.s, e.Segments, start, end)}, nil
+		Contents: newSegmentReader(b.ctx, b.bufs, b.s, e.Segments, start, end)}, nil
 }
 
 func (b *backend) PutObject(bucket, key string, _ map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {

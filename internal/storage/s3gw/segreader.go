@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/zerogrid/zerogrid/internal/storage"
 )
@@ -12,6 +13,7 @@ import (
 // segment at a time, fetching the next one while the current one is read.
 // It holds at most two segments of memory.
 type segmentReader struct {
+	pool   *bufPool
 	ctx    context.Context
 	cancel context.CancelFunc
 	s      Store
@@ -31,9 +33,9 @@ type fetched struct {
 	err  error
 }
 
-func newSegmentReader(ctx context.Context, s Store, segs []storage.SegmentRef, pos, end int64) *segmentReader {
+func newSegmentReader(ctx context.Context, pool *bufPool, s Store, segs []storage.SegmentRef, pos, end int64) *segmentReader {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &segmentReader{ctx: ctx, cancel: cancel, s: s, segs: segs, pos: pos, end: end, curIdx: -1, pendIdx: -1}
+	r := &segmentReader{pool: pool, ctx: ctx, cancel: cancel, s: s, segs: segs, pos: pos, end: end, curIdx: -1, pendIdx: -1}
 	r.starts = make([]int64, len(segs)+1)
 	for i, sg := range segs {
 		r.starts[i+1] = r.starts[i] + int64(sg.PlainLen)
@@ -81,8 +83,7 @@ func (r *segmentReader) load(i int) error {
 		r.pendIdx = -1
 	} else {
 		r.drain()
-		f.data, f.err = r.s.ReadSegment(r.ctx, r.segs[i], r.spare)
-		r.spare = nil
+		f.data, f.err = r.s.ReadSegment(r.ctx, r.segs[i], r.buffer())
 	}
 	if f.err != nil {
 		return fmt.Errorf("read segment %d of %d: %w", i, len(r.segs), f.err)
@@ -100,25 +101,59 @@ func (r *segmentReader) load(i int) error {
 func (r *segmentReader) prefetch(i int) {
 	ch := make(chan fetched, 1)
 	r.pending, r.pendIdx = ch, i
-	dst := r.spare
-	r.spare = nil
+	dst := r.buffer()
 	go func() {
 		data, err := r.s.ReadSegment(r.ctx, r.segs[i], dst)
 		ch <- fetched{data, err}
 	}()
 }
 
+// buffer returns the spare buffer, or one from the pool.
+func (r *segmentReader) buffer() []byte {
+	b := r.spare
+	r.spare = nil
+	if b == nil {
+		b = r.pool.get()
+	}
+	return b
+}
+
 // drain waits for a prefetch that is no longer wanted.
 func (r *segmentReader) drain() {
 	if r.pendIdx >= 0 {
-		<-r.pending
+		f := <-r.pending
+		r.pool.put(f.data)
 		r.pendIdx = -1
 	}
 }
 
-// Close cancels a fetch under way and waits for it.
+// Close cancels a fetch under way, waits for it and returns the buffers.
 func (r *segmentReader) Close() error {
 	r.cancel()
 	r.drain()
+	r.pool.put(r.cur)
+	r.pool.put(r.spare)
+	r.cur, r.spare = nil, nil
 	return nil
+}
+
+// bufPool recycles segment buffers between reads, so that a restore
+// reading many ranges does not allocate two segments per request.
+type bufPool struct {
+	size int
+	p    sync.Pool
+}
+
+func (p *bufPool) get() []byte {
+	if b, ok := p.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 0, p.size)
+}
+
+func (p *bufPool) put(b []byte) {
+	if cap(b) >= p.size {
+		b = b[:0]
+		p.p.Put(&b)
+	}
 }

@@ -31,7 +31,7 @@ func New(ctx context.Context, cfg Config) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
-	b := &backend{ctx: ctx, s: cfg.Store, log: log, now: now}
+	b := &backend{ctx: ctx, s: cfg.Store, log: log, now: now, bufs: &bufPool{size: cfg.Store.SegmentSize()}}
 	fake := gofakes3.New(b,
 		gofakes3.WithoutVersioning(),
 		gofakes3.WithTimeSource(timeSource{now}),
