@@ -58,7 +58,7 @@ it out of logs and shared files.`,
 }
 
 func (sc *storeCmd) serveS3Cmd() *cobra.Command {
-	var listen, certFile, keyFile string
+	var listen, certFile, keyFile, spool string
 	cmd := &cobra.Command{
 		Use:   "serve-s3 --config FILE --listen ADDR",
 		Short: "Serve the store as an S3-compatible endpoint until interrupted",
@@ -99,8 +99,13 @@ confidentiality on the wire.`,
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(sc.g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			h, err := s3gw.New(cmd.Context(), s3gw.Config{Store: s, Users: []s3gw.Credentials{creds}, Logger: log, SpoolDir: spool})
+			if err != nil {
+				ln.Close()
+				return err
+			}
 			srv := &http.Server{
-				Handler:           s3gw.New(cmd.Context(), s3gw.Config{Store: s, Users: []s3gw.Credentials{creds}, Logger: log}),
+				Handler:           h,
 				ReadHeaderTimeout: 30 * time.Second,
 				IdleTimeout:       2 * time.Minute,
 				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -131,6 +136,7 @@ confidentiality on the wire.`,
 	cmd.Flags().StringVar(&listen, "listen", "", "address to serve on, HOST:PORT")
 	cmd.Flags().StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS")
 	cmd.Flags().StringVar(&keyFile, "tls-key", "", "TLS private key (PEM) of --tls-cert")
+	cmd.Flags().StringVar(&spool, "spool-dir", "", "directory for the parts of multipart uploads until they complete (default: a temporary directory)")
 	return cmd
 }
 

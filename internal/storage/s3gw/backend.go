@@ -35,11 +35,12 @@ type Store interface {
 // backend is gofakes3's view of a store: buckets are top-level
 // directories, objects the files below them.
 type backend struct {
-	ctx  context.Context // the server's lifetime: gofakes3 passes none per request
-	s    Store
-	log  *slog.Logger
-	now  func() time.Time
-	bufs *bufPool
+	ctx   context.Context // the server's lifetime: gofakes3 passes none per request
+	s     Store
+	log   *slog.Logger
+	now   func() time.Time
+	bufs  *bufPool
+	spool *spool
 }
 
 var _ gofakes3.Backend = (*backend)(nil)

@@ -170,3 +170,35 @@ func TestRestic(t *testing.T) {
 	}
 	t.Logf("PUT payload kinds: %v", g.payloadKinds())
 }
+
+// TestRcloneMultipart forces multipart uploads (5 MiB parts): the parts
+// are spooled to disk, streamed into the store on completion, and removed.
+func TestRcloneMultipart(t *testing.T) {
+	t.Parallel()
+	rclone := lookPath(t, "rclone")
+	g := newGateway(t)
+	env := rcloneEnv(g, g.creds)
+	src := t.TempDir()
+	b := make([]byte, 12<<20+3)
+	rand.Read(b)
+	os.WriteFile(filepath.Join(src, "big.bin"), b, 0o644)
+	for _, s := range [][]string{
+		{"mkdir", "zg:bkt"},
+		{"copy", src, "zg:bkt", "--s3-upload-cutoff", "0", "--s3-chunk-size", "5M"},
+		{"check", src, "zg:bkt", "--download"},
+	} {
+		if out, err := runClient(t, env, rclone, s...); err != nil {
+			t.Fatalf("rclone %s: %v\n%s", s[0], err, out)
+		}
+	}
+	if kinds := g.payloadKinds(); kinds["multipart PUT"] < 3 || kinds["multipart POST"] < 1 {
+		t.Fatalf("rclone did not upload in parts: %v", kinds)
+	}
+	if left, _ := os.ReadDir(g.spool); len(left) != 0 {
+		t.Fatalf("spool not emptied: %d entries", len(left))
+	}
+	e, ok := g.store.Lookup("bkt/big.bin")
+	if !ok || e.Size != int64(len(b)) {
+		t.Fatalf("store entry after multipart upload: %+v %v", e, ok)
+	}
+}

@@ -18,6 +18,7 @@ import (
 // served over loopback HTTP, and the key pair of its owner.
 type gateway struct {
 	url   string
+	spool string
 	creds Credentials
 	store *catalog.Store
 
@@ -48,9 +49,18 @@ func newGateway(t testing.TB) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{creds: creds, store: s, payloads: map[string]int{}}
-	h := New(t.Context(), Config{Store: s, Users: []Credentials{creds}})
+	spoolDir := t.TempDir()
+	g := &gateway{creds: creds, store: s, spool: spoolDir, payloads: map[string]int{}}
+	h, err := New(t.Context(), Config{Store: s, Users: []Credentials{creds}, SpoolDir: spoolDir})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("uploadId") {
+			g.mu.Lock()
+			g.payloads["multipart "+r.Method]++
+			g.mu.Unlock()
+		}
 		if r.Method == http.MethodPut {
 			kind := r.Header.Get("X-Amz-Content-Sha256")
 			if len(kind) == 64 {
