@@ -39,6 +39,7 @@ configuration file are all a new machine needs to read the store back.`,
 	cmd.AddCommand(sc.initCmd(), sc.putCmd(), sc.getCmd(), sc.lsCmd())
 	cmd.AddCommand(sc.mountCmd())
 	cmd.AddCommand(sc.storeOpsCmds()...)
+	cmd.AddCommand(sc.s3Cmds()...)
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 
 type zdbFlags struct {
 	listen, dir, adminPassword, sync string
+	socket, mode                     string
 	syncInterval, compactInterval    time.Duration
 	idleTimeout, requestTimeout      time.Duration
 	compactRatio                     float64
@@ -29,8 +32,10 @@ func newZDBCmd(g *globals) *cobra.Command {
 		Use:   "zdb --dir DIR [--listen ADDR]",
 		Short: "Run a storage backend: an append-only key-value store speaking 0-db's Redis protocol",
 		Long: `Serves the namespaces in --dir over the Redis protocol with 0-db's commands
-(SET, GET, DEL, EXISTS, SCAN, KEYCUR, NSNEW, NSSET, SELECT, AUTH SECURE, …),
-so redis-cli and 0-db clients can use it. The format and the commands are in
+(SET, GET, DEL, EXISTS, SCAN, RSCAN, KSCAN, KEYCUR, NSNEW, NSSET, SELECT,
+AUTH SECURE, STOP, …), so redis-cli and 0-db clients can use it, over TCP
+(--listen) or a unix socket (--socket, mode 0600). --mode seq makes the
+default namespace and new ones sequential, as 0-db's --mode. The format and the commands are in
 docs/formats/zdb.md.
 
 The admin password (needed for NSNEW, NSDEL, NSSET) comes from the
@@ -64,6 +69,8 @@ record (logged) and rebuilds what the index file lacks from the data files.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:9900", "address to listen on, host:port (beyond loopback only with an admin password)")
+	fl.StringVar(&f.socket, "socket", "", "serve on this unix socket (mode 0600) instead of --listen, as 0-db's --socket")
+	fl.StringVar(&f.mode, "mode", string(zdb.ModeUser), "mode of new namespaces and of the default one: user or seq (0-db's --mode)")
 	fl.StringVar(&f.dir, "dir", "", "data directory, one subdirectory per namespace (created if missing)")
 	fl.StringVar(&f.adminPassword, "admin-password", "", "admin password (default $ZGRID_ZDB_ADMIN; none: everyone is admin, loopback only)")
 	fl.BoolVar(&f.protect, "protect", true, "lock the default namespace: read-only unless selected with the admin password (needs one)")
@@ -97,11 +104,17 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 			return fmt.Errorf("%s must be above 0: it is a limit that keeps clients from exhausting the server", name)
 		}
 	}
+	if f.mode != string(zdb.ModeUser) && f.mode != string(zdb.ModeSeq) {
+		return fmt.Errorf("--mode %q: use user or seq", f.mode)
+	}
+	if f.socket != "" && cmd.Flags().Changed("listen") {
+		return errors.New("pass --socket or --listen, not both")
+	}
 	admin := f.adminPassword
 	if admin == "" {
 		admin = os.Getenv("ZGRID_ZDB_ADMIN")
 	}
-	if admin == "" {
+	if admin == "" && f.socket == "" {
 		if err := loopbackOnly(f.listen); err != nil {
 			return err
 		}
@@ -110,15 +123,19 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 	store, err := zdb.Open(zdb.Options{
 		Dir: f.dir, Logger: log, Sync: zdb.SyncPolicy(f.sync), SyncInterval: f.syncInterval,
 		MaxFileSize: f.dataFileSize, CompactInterval: f.compactInterval, CompactRatio: f.compactRatio,
+		Mode: zdb.Mode(f.mode),
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := zdbListen(f)
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", f.listen, err), store.Close())
+		return errors.Join(err, store.Close())
 	}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
 	srv := zdb.NewServer(store, zdb.ServerConfig{
+		OnStop:        func() { stopOnce.Do(func() { close(stop) }) },
 		AdminPassword: admin, ProtectDefault: f.protect, Logger: log,
 		MaxClients: f.maxClients, MaxConnsPerAddr: f.maxConnsPerAddr,
 		IdleTimeout: f.idleTimeout, RequestTimeout: f.requestTimeout,
@@ -133,6 +150,8 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 	select {
 	case <-cmd.Context().Done():
 		log.Info("stopping zdb")
+	case <-stop:
+		log.Info("stopping zdb: STOP from an admin")
 	case err = <-served:
 		log.Error("server stopped", "err", err)
 	}
@@ -141,6 +160,37 @@ func runZDB(cmd *cobra.Command, g *globals, f *zdbFlags) error {
 		err = <-served
 	}
 	return errors.Join(err, closeErr, store.Close())
+}
+
+// zdbListen listens on --socket (a unix socket only its owner may use; a
+// stale socket file is replaced, a live one refused) or on --listen.
+func zdbListen(f *zdbFlags) (net.Listener, error) {
+	if f.socket == "" {
+		ln, err := net.Listen("tcp", f.listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", f.listen, err)
+		}
+		return ln, nil
+	}
+	if fi, err := os.Lstat(f.socket); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("--socket %s exists and is not a socket: choose another path", f.socket)
+		}
+		if c, err := net.Dial("unix", f.socket); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("--socket %s is in use by another server", f.socket)
+		}
+		if err := os.Remove(f.socket); err != nil {
+			return nil, err
+		}
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", f.socket)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on unix socket %s: %w", f.socket, err)
+	}
+	return ln, nil
 }
 
 // loopbackOnly refuses a listen address that other machines can reach: a

@@ -16,6 +16,7 @@ import (
 // DecoderConfig configures a Decoder.
 type DecoderConfig struct {
 	Backends []Backend    // every backend that segment references may name
+	Owner    *OwnerKey    // the owner key; nil reads only version 1 segments
 	Logger   *slog.Logger // nil discards
 	// Hedge is how many shards beyond k are fetched at once; the slowest
 	// are cancelled when k verified shards have arrived. 0 means 1; a
@@ -30,6 +31,7 @@ type DecoderConfig struct {
 // concurrent use.
 type Decoder struct {
 	backends map[string]Backend
+	owner    *OwnerKey
 	log      *slog.Logger
 	hedge    int
 	parallel int
@@ -50,7 +52,7 @@ type Read struct {
 
 // NewDecoder returns a Decoder over the given backends.
 func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
-	d := &Decoder{backends: map[string]Backend{}, log: cfg.Logger, hedge: cfg.Hedge, parallel: cfg.Parallel,
+	d := &Decoder{backends: map[string]Backend{}, owner: cfg.Owner, log: cfg.Logger, hedge: cfg.Hedge, parallel: cfg.Parallel,
 		rss: map[[2]int]reedsolomon.Encoder{}}
 	for _, b := range cfg.Backends {
 		if b.ID() == "" || d.backends[b.ID()] != nil {
@@ -238,7 +240,7 @@ func (d *Decoder) decode(ref SegmentRef, got map[int]*shard, dst []byte) ([]byte
 	if err := rs.ReconstructData(shards); err != nil {
 		return nil, fmt.Errorf("storage: segment %s: reconstruct: %w", ref.ID, err)
 	}
-	key, err := shamir.Combine(shares)
+	key, err := segmentKey(h, shares, d.owner)
 	defer clear(key)
 	if err != nil {
 		return nil, fmt.Errorf("storage: segment %s: %w", ref.ID, err)

@@ -26,7 +26,7 @@ func TestKMinusOneShardsRevealNothing(t *testing.T) {
 	for _, s := range held {
 		mine = append(mine, c.backends[c.byID(s.Backend)])
 	}
-	dec, err := storage.NewDecoder(storage.DecoderConfig{Backends: mine})
+	dec, err := storage.NewDecoder(storage.DecoderConfig{Owner: testOwner, Backends: mine})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestKMinusOneShardsRevealNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := storage.OpenSealed(guess, hdr, data); !errors.Is(err, storage.ErrDecrypt) {
+	if _, err := storage.OpenSealed(boundKey(t, guess, hdr), hdr, data); !errors.Is(err, storage.ErrDecrypt) {
 		t.Fatalf("decrypt with a key from k−1 shares: %v, want ErrDecrypt", err)
 	}
 
@@ -66,7 +66,7 @@ func TestKMinusOneShardsRevealNothing(t *testing.T) {
 	// has exactly one value of the missing share completing the held ones
 	// to it. Only the true key's completion (the real share) decrypts.
 	realKey := completeAndCombine(t, shares, missingX, realShare(t, c, w.Ref))
-	if _, err := storage.OpenSealed(realKey, hdr, data); err != nil {
+	if _, err := storage.OpenSealed(boundKey(t, realKey, hdr), hdr, data); err != nil {
 		t.Fatalf("the real share should decrypt: %v", err)
 	}
 	for _, cand := range [][]byte{make([]byte, 32), bytes.Repeat([]byte{0xff}, 32), randomBytes(32), realKey} {
@@ -75,11 +75,23 @@ func TestKMinusOneShardsRevealNothing(t *testing.T) {
 		if !bytes.Equal(key, cand) {
 			t.Fatal("completion does not give the candidate key")
 		}
-		_, err := storage.OpenSealed(key, hdr, data)
+		_, err := storage.OpenSealed(boundKey(t, key, hdr), hdr, data)
 		if isReal := bytes.Equal(cand, realKey); isReal != (err == nil) {
 			t.Fatalf("candidate (real=%v) decrypts: %v", isReal, err)
 		}
 	}
+}
+
+// boundKey derives the AEAD key from a segment secret with the owner key: the
+// attacker here is given the owner key too, so only the shares stand in the
+// way.
+func boundKey(t *testing.T, secret []byte, h *storage.ShardHeader) []byte {
+	t.Helper()
+	key, err := storage.SegmentKey(secret, testOwner, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // realShare reads the share of shard 1 (the one the attacker lacks).

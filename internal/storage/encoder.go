@@ -21,6 +21,10 @@ import (
 type Config struct {
 	Params   Params
 	Backends []Backend // at least K+M, with room for MaxPerDomain per failure domain
+	// Owner binds every segment key to the owner (NewOwnerKey from the
+	// mnemonic's storage secret), so that no number of backends can read
+	// a segment without it. Required.
+	Owner *OwnerKey
 	// Rand supplies segment ids, segment keys and Shamir coefficients. Nil
 	// means crypto/rand.Reader. It is used under a lock, so it need not be
 	// safe for concurrent use.
@@ -31,6 +35,8 @@ type Config struct {
 	Parallel int
 	// ShardTimeout bounds each shard's Put; 0 means no bound beyond ctx.
 	ShardTimeout time.Duration
+
+	legacyV1 bool // write format version 1 (unbound keys): tests of old stores only
 }
 
 // Encoder turns plaintext into segments and stores each segment's shards
@@ -44,6 +50,8 @@ type Encoder struct {
 	timeout time.Duration
 	bufs    chan *segBuf
 	seq     atomic.Uint64
+	owner   *OwnerKey
+	version int
 
 	randMu sync.Mutex
 	rand   io.Reader
@@ -80,7 +88,14 @@ func NewEncoder(cfg Config) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParams, err)
 	}
-	e := &Encoder{p: p, rs: rs, place: pl, log: cfg.Logger, timeout: cfg.ShardTimeout, rand: cfg.Rand}
+	e := &Encoder{p: p, rs: rs, place: pl, log: cfg.Logger, timeout: cfg.ShardTimeout, rand: cfg.Rand,
+		owner: cfg.Owner, version: FormatVersion}
+	switch {
+	case cfg.legacyV1:
+		e.version = formatV1
+	case cfg.Owner == nil:
+		return nil, fmt.Errorf("%w: no owner key: derive one with storage.NewOwnerKey from the mnemonic's storage secret", ErrParams)
+	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,19 +196,24 @@ func (e *Encoder) Encode(ctx context.Context, r io.Reader, fn func(Written) erro
 	return total, err
 }
 
-// secrets draws a segment id, a key and the key's shares.
+// secrets draws a segment id and a segment secret, splits the secret into
+// shares and derives the segment's AEAD key from it.
 func (e *Encoder) secrets() (SegmentID, []byte, []shamir.Share, error) {
 	e.randMu.Lock()
 	defer e.randMu.Unlock()
 	var id SegmentID
-	key := make([]byte, keySize)
+	secret := make([]byte, keySize)
 	if _, err := io.ReadFull(e.rand, id[:]); err != nil {
 		return id, nil, nil, fmt.Errorf("storage: read randomness: %w", err)
 	}
-	if _, err := io.ReadFull(e.rand, key); err != nil {
+	if _, err := io.ReadFull(e.rand, secret); err != nil {
 		return id, nil, nil, fmt.Errorf("storage: read randomness: %w", err)
 	}
-	shares, err := shamir.Split(e.rand, key, e.p.K, e.p.K+e.p.M)
+	shares, err := shamir.Split(e.rand, secret, e.p.K, e.p.K+e.p.M)
+	if err != nil {
+		return id, nil, nil, err
+	}
+	key, err := aeadKey(&ShardHeader{Version: e.version, Segment: id}, secret, e.owner)
 	return id, key, shares, err
 }
 
@@ -206,7 +226,7 @@ func (e *Encoder) encode(ctx context.Context, b *segBuf, plain []byte) (Written,
 		return Written{}, err
 	}
 	stream, comp := compress(b.comp, plain)
-	h := ShardHeader{Segment: id, K: e.p.K, M: e.p.M, Compression: comp, PlainLen: len(plain), StreamLen: len(stream)}
+	h := ShardHeader{Version: e.version, Segment: id, K: e.p.K, M: e.p.M, Compression: comp, PlainLen: len(plain), StreamLen: len(stream)}
 	l := h.layout()
 	data := make([][]byte, len(b.shards))
 	for i := range b.shards {

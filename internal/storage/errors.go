@@ -42,6 +42,10 @@ var (
 	// ErrDecrypt: k verified shards did not decrypt; the segment reference or
 	// its shards were tampered with.
 	ErrDecrypt = errors.New("storage: segment does not decrypt")
+	// ErrOwnerKey: the segment's key is bound to its owner (format version
+	// 2) and the decoder was given no owner key: open the store with the
+	// owner's mnemonic.
+	ErrOwnerKey = errors.New("storage: segment key is bound to its owner; open the store with the owner's mnemonic")
 	// ErrBadRef: a segment reference is malformed.
 	ErrBadRef = errors.New("storage: invalid segment reference")
 )

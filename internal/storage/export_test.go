@@ -1,5 +1,7 @@
 package storage
 
+import "bytes"
+
 // Internals that the external tests (package storage_test) reach into.
 
 // OpenSealed decrypts a segment's sealed stream held in the data shards
@@ -33,4 +35,14 @@ func EncodeHeaderOnly(h *ShardHeader) ([]byte, [32]byte) {
 	buf := make([]byte, h.layout().headerLen)
 	sum := newHasher().encodeHeader(buf, h)
 	return buf, sum
+}
+
+// LegacyV1 makes c write shard format version 1 (segment keys not bound to
+// the owner), as stores written before key binding are.
+func LegacyV1(c Config) Config { c.legacyV1 = true; return c }
+
+// SegmentKey derives the AEAD key of the segment h from its Shamir secret
+// (the secret itself in version 1).
+func SegmentKey(secret []byte, owner *OwnerKey, h *ShardHeader) ([]byte, error) {
+	return aeadKey(h, bytes.Clone(secret), owner)
 }

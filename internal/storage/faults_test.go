@@ -248,7 +248,7 @@ func TestSlowShardsAreCancelled(t *testing.T) {
 func TestHangingPutTimesOut(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, small, 6)
-	enc, err := storage.NewEncoder(storage.Config{Params: small, Backends: c.backends, ShardTimeout: 50 * time.Millisecond})
+	enc, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: small, Backends: c.backends, ShardTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

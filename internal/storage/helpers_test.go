@@ -41,15 +41,15 @@ func newCluster(t testing.TB, p storage.Params, n int, domains ...string) *clust
 		c.backends = append(c.backends, f)
 	}
 	var err error
-	c.enc, err = storage.NewEncoder(storage.Config{Params: p, Backends: c.backends})
+	c.enc, err = storage.NewEncoder(storage.Config{Owner: testOwner, Params: p, Backends: c.backends})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.dec, err = storage.NewDecoder(storage.DecoderConfig{Backends: c.backends})
+	c.dec, err = storage.NewDecoder(storage.DecoderConfig{Owner: testOwner, Backends: c.backends})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.seq, err = storage.NewDecoder(storage.DecoderConfig{Backends: c.backends, Hedge: -1})
+	c.seq, err = storage.NewDecoder(storage.DecoderConfig{Owner: testOwner, Backends: c.backends, Hedge: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,3 +112,14 @@ func text(n int, seed uint64) []byte {
 }
 
 var small = storage.Params{K: 4, M: 2, SegmentSize: 256 << 10}
+
+// testOwner is the owner key of the tests' segments.
+var testOwner = func() *storage.OwnerKey {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	o, err := storage.NewOwnerKey(secret)
+	if err != nil {
+		panic(err)
+	}
+	return o
+}()

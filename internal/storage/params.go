@@ -2,9 +2,12 @@ package storage
 
 import "fmt"
 
-// Format constants of shard format version 1 (docs/formats/shard.md).
+// Format constants of shard format version 2 (docs/formats/shard.md).
+// Version 1 differs only in the segment key (not bound to the owner); it is
+// still read, never written.
 const (
-	FormatVersion = 1
+	FormatVersion = 2
+	formatV1      = 1
 
 	FrameSize = 64 << 10 // plaintext bytes per AEAD frame
 	BlockSize = 64 << 10 // shard data bytes per BLAKE3 block hash

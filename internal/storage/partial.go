@@ -95,7 +95,7 @@ func (d *Decoder) OpenSegment(ctx context.Context, ref SegmentRef) (*SegmentRead
 	for i, h := range r.hdrs {
 		shares[i] = shamir.Share{X: byte(i + 1), Y: h.Share[:]}
 	}
-	key, err := shamir.Combine(shares)
+	key, err := segmentKey(r.hdrs[0], shares, d.owner) // owner-bound for version 2 shards, as decode derives it
 	defer clear(key)
 	if err != nil {
 		return nil, fmt.Errorf("storage: segment %s: %w", ref.ID, err)

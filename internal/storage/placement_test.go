@@ -36,16 +36,16 @@ func TestPlacementRefusesWhatItCannotSatisfy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := storage.NewEncoder(storage.Config{Params: tc.p, Backends: tc.backends})
+			_, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: tc.p, Backends: tc.backends})
 			if !errors.Is(err, storage.ErrPlacement) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewEncoder: %v, want ErrPlacement saying %q", err, tc.want)
 			}
 		})
 	}
-	if _, err := storage.NewEncoder(storage.Config{Params: storage.Params{K: 2, M: 3}, Backends: backends("a", "b", "c", "d", "e")}); err != nil {
+	if _, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: storage.Params{K: 2, M: 3}, Backends: backends("a", "b", "c", "d", "e")}); err != nil {
 		t.Fatalf("2+3 over five domains: %v", err)
 	}
-	if _, err := storage.NewEncoder(storage.Config{Params: storage.Params{K: 4, M: 2}, Backends: backends("", "", "", "", "", "")}); err != nil {
+	if _, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: storage.Params{K: 4, M: 2}, Backends: backends("", "", "", "", "", "")}); err != nil {
 		t.Fatalf("unlabelled backends are domains of their own: %v", err)
 	}
 }

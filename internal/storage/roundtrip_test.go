@@ -225,7 +225,7 @@ func TestMemoryIsBounded(t *testing.T) {
 		b[i] = discard{mem.New(fmt.Sprintf("d%d", i), fmt.Sprintf("dom%d", i))}
 	}
 	const seg = 1 << 20
-	enc, err := storage.NewEncoder(storage.Config{Params: storage.Params{K: 4, M: 2, SegmentSize: seg}, Backends: b})
+	enc, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: storage.Params{K: 4, M: 2, SegmentSize: seg}, Backends: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestRandomnessIsInjected(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, small, 6)
 	rng := &countingReader{}
-	enc, err := storage.NewEncoder(storage.Config{Params: small, Backends: c.backends, Rand: rng})
+	enc, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: small, Backends: c.backends, Rand: rng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestRandomnessIsInjected(t *testing.T) {
 	if r, err := c.dec.DecodeSegment(context.Background(), w.Ref, nil); err != nil || string(r.Data) != "data" {
 		t.Fatalf("decode: %q, %v", r.Data, err)
 	}
-	broken, err := storage.NewEncoder(storage.Config{Params: small, Backends: c.backends, Rand: iotest.ErrReader(errors.New("no entropy"))})
+	broken, err := storage.NewEncoder(storage.Config{Owner: testOwner, Params: small, Backends: c.backends, Rand: iotest.ErrReader(errors.New("no entropy"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func testHeader(streamLen, k int) *ShardHeader {
-	return &ShardHeader{K: k, M: 2, PlainLen: streamLen, StreamLen: streamLen, Segment: SegmentID{1, 2, 3}}
+	return &ShardHeader{Version: FormatVersion, K: k, M: 2, PlainLen: streamLen, StreamLen: streamLen, Segment: SegmentID{1, 2, 3}}
 }
 
 // sealed returns the data shards of a sealed stream of n random bytes.

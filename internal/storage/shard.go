@@ -8,8 +8,8 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// Shard format version 1: a fixed-layout header, the header's hash, then the
-// shard's data. docs/formats/shard.md is the specification; this file is its
+// Shard format version 2 (and 1, read only): a fixed-layout header, the
+// header's hash, then the shard's data. docs/formats/shard.md is the specification; this file is its
 // only implementation.
 
 // Compression says how a segment's plaintext was compressed before
@@ -33,6 +33,7 @@ const (
 // ShardHeader is the decoded header of one shard. Share is one Shamir share
 // of the segment key: String never prints it.
 type ShardHeader struct {
+	Version     int // FormatVersion; 1 in segments written before key binding
 	Segment     SegmentID
 	Index       int // 0..K+M-1; the share's X is Index+1
 	K, M        int
@@ -56,6 +57,9 @@ func (h *ShardHeader) layout() layout { return newLayout(h.K, h.StreamLen) }
 
 // validate checks everything in the header that does not need the hash.
 func (h *ShardHeader) validate() error {
+	if h.Version != FormatVersion && h.Version != formatV1 {
+		return fmt.Errorf("%w: version %d, this build reads versions %d and %d", ErrShardVersion, h.Version, formatV1, FormatVersion)
+	}
 	if err := checkKM(h.K, h.M); err != nil {
 		return err
 	}
@@ -111,7 +115,7 @@ func (hs *hasher) encodeHeader(buf []byte, h *ShardHeader) [hashSize]byte {
 	l := h.layout()
 	b := buf[:0]
 	b = append(b, shardMagic...)
-	b = binary.BigEndian.AppendUint16(b, FormatVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(h.Version))
 	b = append(b, h.Segment[:]...)
 	b = append(b, byte(h.Index), byte(h.K), byte(h.M), cipherAESGCM, byte(h.Compression))
 	b = binary.BigEndian.AppendUint32(b, uint32(h.PlainLen))
@@ -141,14 +145,16 @@ func (hs *hasher) parseHeader(b []byte) (*ShardHeader, int, [hashSize]byte, erro
 	if string(b[:4]) != shardMagic {
 		return nil, 0, none, fmt.Errorf("%w: bad magic %q", ErrBadShard, b[:4])
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != FormatVersion {
-		return nil, 0, none, fmt.Errorf("%w: version %d, this build reads version %d", ErrShardVersion, v, FormatVersion)
+	v := int(binary.BigEndian.Uint16(b[4:]))
+	if v != FormatVersion && v != formatV1 {
+		return nil, 0, none, fmt.Errorf("%w: version %d, this build reads versions %d and %d", ErrShardVersion, v, formatV1, FormatVersion)
 	}
 	if b[25] != cipherAESGCM {
 		return nil, 0, none, fmt.Errorf("%w: unknown cipher %d", ErrBadShard, b[25])
 	}
 	h := &ShardHeader{
-		Index: int(b[22]), K: int(b[23]), M: int(b[24]),
+		Version: v,
+		Index:   int(b[22]), K: int(b[23]), M: int(b[24]),
 		Compression: Compression(b[26]),
 		PlainLen:    int(binary.BigEndian.Uint32(b[27:])),
 		StreamLen:   int(binary.BigEndian.Uint32(b[31:])),
@@ -205,7 +211,7 @@ func segmentAAD(h *ShardHeader) []byte {
 	b := make([]byte, 0, len(ctxSegmentAAD)+1+2+16+5+8)
 	b = append(b, ctxSegmentAAD...)
 	b = append(b, 0)
-	b = binary.BigEndian.AppendUint16(b, FormatVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(h.Version))
 	b = append(b, h.Segment[:]...)
 	b = append(b, byte(h.K), byte(h.M), cipherAESGCM, byte(h.Compression))
 	b = binary.BigEndian.AppendUint32(b, uint32(h.PlainLen))

@@ -79,11 +79,13 @@ func TestEveryHeaderByteIsProtected(t *testing.T) {
 func TestShardVersionIsNamed(t *testing.T) {
 	t.Parallel()
 	_, _, raws := shardsOf(t, []byte("v"))
-	bad := bytes.Clone(raws[0])
-	bad[5] = 2
-	_, _, _, err := storage.ParseShardHeader(bad)
-	if !errors.Is(err, storage.ErrShardVersion) || !bytes.Contains([]byte(err.Error()), []byte("version 2")) {
-		t.Fatalf("version 2 shard: %v, want ErrShardVersion naming version 2", err)
+	for _, v := range []byte{0, 3, 0xff} {
+		bad := bytes.Clone(raws[0])
+		bad[5] = v
+		_, _, _, err := storage.ParseShardHeader(bad)
+		if want := fmt.Sprintf("version %d", v); !errors.Is(err, storage.ErrShardVersion) || !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Fatalf("version %d shard: %v, want ErrShardVersion naming %s", v, err, want)
+		}
 	}
 }
 

@@ -127,6 +127,7 @@ func FuzzCommands(f *testing.F) {
 		"AUTH SECURE CHALLENGE\r\nSELECT default SECURE 0000000000000000000000000000000000000000\r\n",
 		"*3\r\n$3\r\nSET\r\n$2\r\n\x00\xff\r\n$0\r\n\r\nKEYCUR \"\\x00\\xff\"\r\nNSINFO default\r\nNSLIST\r\n",
 		"AUTH admin\r\nNSNEW d\r\nSELECT d\r\nSET x y\r\nSELECT default\r\nNSDEL d\r\nTIME\r\nINFO\r\nPING hi\r\n",
+		"AUTH admin\r\nNSNEW k\r\nSELECT k\r\nSET a1 v\r\nSET a2 w\r\nRSCAN\r\nKSCAN a\r\nGET \"\"\r\nSTOP\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

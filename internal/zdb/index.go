@@ -125,6 +125,23 @@ func (x *index) after(lsn uint64, max int) []scanItem {
 	return out
 }
 
+// before returns up to max live keys whose current record's LSN is below
+// lsn (0: every key), newest first.
+func (x *index) before(lsn uint64, max int) []scanItem {
+	i := len(x.order)
+	if lsn != 0 {
+		i = sort.Search(len(x.order), func(i int) bool { return x.order[i].lsn >= lsn })
+	}
+	var out []scanItem
+	for i--; i >= 0 && len(out) < max; i-- {
+		it := x.order[i]
+		if e, ok := x.keys[it.key]; ok && e.lsn == it.lsn {
+			out = append(out, scanItem{key: it.key, e: e})
+		}
+	}
+	return out
+}
+
 // rebuildOrder recomputes order from keys (after loading an index file).
 func (x *index) rebuildOrder() {
 	x.order = make([]orderItem, 0, len(x.keys))

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,8 +113,8 @@ func (ns *Namespace) putOnce(key, value []byte, ts int64) ([]byte, bool, error) 
 	if err != nil {
 		return nil, false, err
 	}
-	if fresh {
-		ns.nextSeq++
+	if fresh || ns.set.Mode == ModeSeq {
+		ns.nextSeq++ // as in 0-db, an overwrite in seq mode consumes an id too
 	}
 	if old, had := ns.idx.put(string(key), entry{file: df.id, off: off, vlen: uint32(len(value)), lsn: rec.lsn, ts: ts}); had {
 		ns.markDeadLocked(string(key), old)
@@ -358,6 +360,43 @@ func (ns *Namespace) Scan(after uint64, max int) ([]ScanEntry, error) {
 	for i, it := range items {
 		out[i] = ScanEntry{Key: []byte(it.key), Size: it.e.vlen, Time: time.Unix(0, it.e.ts), LSN: it.e.lsn}
 	}
+	return out, nil
+}
+
+// RScan is Scan backwards: up to max keys whose current record comes
+// before LSN before (0 for the end), newest first.
+func (ns *Namespace) RScan(before uint64, max int) ([]ScanEntry, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if err := ns.usableLocked(); err != nil {
+		return nil, err
+	}
+	items := ns.idx.before(before, max)
+	out := make([]ScanEntry, len(items))
+	for i, it := range items {
+		out[i] = ScanEntry{Key: []byte(it.key), Size: it.e.vlen, Time: time.Unix(0, it.e.ts), LSN: it.e.lsn}
+	}
+	return out, nil
+}
+
+// KeysWithPrefix returns the keys that start with prefix, sorted, or
+// ErrTooManyMatches when more than max do.
+func (ns *Namespace) KeysWithPrefix(prefix []byte, max int) ([][]byte, error) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	if err := ns.usableLocked(); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for k := range ns.idx.keys {
+		if strings.HasPrefix(k, string(prefix)) {
+			if len(out) == max {
+				return nil, fmt.Errorf("%w (more than %d): use a longer prefix, or SCAN", ErrTooManyMatches, max)
+			}
+			out = append(out, []byte(k))
+		}
+	}
+	slices.SortFunc(out, bytes.Compare)
 	return out, nil
 }
 

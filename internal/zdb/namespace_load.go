@@ -200,12 +200,15 @@ func (ns *Namespace) applyLocked(df *dataFile, off int64, r *record) {
 	df.records++
 	df.lastLSN = r.lsn
 	ns.nextLSN = max(ns.nextLSN, r.lsn+1)
+	k := string(r.key)
 	if ns.set.Mode == ModeSeq && len(r.key) == 8 {
+		if _, had := ns.idx.keys[k]; had && !r.tombstone() {
+			ns.nextSeq++ // an overwrite consumed an id (Set)
+		}
 		if s := binary.LittleEndian.Uint64(r.key); s < ^uint64(0) {
 			ns.nextSeq = max(ns.nextSeq, s+1)
 		}
 	}
-	k := string(r.key)
 	if r.tombstone() {
 		if old, had := ns.idx.remove(k); had {
 			ns.markDeadLocked(k, old)

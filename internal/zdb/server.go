@@ -32,6 +32,11 @@ type ServerConfig struct {
 	ConnBuffer      int64         // bytes one connection may have buffered (request and replies); default DefaultConnBuffer
 	MaxBuffer       int64         // bytes all connections together may have buffered; default 256 MiB
 
+	// OnStop, if set, is called (once per STOP, from another goroutine)
+	// when an admin sends STOP; the process should then stop as on
+	// SIGTERM. Nil: STOP is not supported.
+	OnStop func()
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader // nonces, read concurrently; default crypto/rand
@@ -316,6 +321,7 @@ func (s *Server) replyText(err error) string {
 func protocolErrors() []error {
 	return []error{
 		ErrNamespaceFull, ErrKeyNotFound, ErrKeyTooLarge, ErrValueTooLarge, ErrKeyNeeded,
+		ErrInvalidKey, ErrInvalidArgument, ErrModeUnsupported, ErrNoKeysMatch, ErrTooManyMatches,
 		ErrSeqUpdateOnly, ErrNamespaceNotFound, ErrNamespaceExists, ErrBadNamespaceName,
 		ErrNamespaceDeleted, ErrDeleteDefault, ErrDeleteInUse, ErrUpdateDefault, ErrModeChange,
 		ErrBadProperty, ErrBadPropertyValue, ErrReadOnly, ErrCorrupt, ErrNoMoreData, ErrBadCursor,

@@ -42,6 +42,11 @@ type Options struct {
 	CompactRatio    float64       // background: dead share that makes a file worth rewriting, default 0.5
 	Now             func() time.Time
 	Rand            io.Reader // file stamps, read concurrently; default crypto/rand
+	// Mode is the mode of new namespaces and of the default namespace
+	// (0-db's --mode); default ModeUser. An existing namespace keeps its
+	// own; Open fails if the default namespace already holds records in
+	// the other mode.
+	Mode Mode
 
 	// failpoints, for tests: called at named steps; an error aborts there
 	// as a crash would.
@@ -60,6 +65,13 @@ func (o *Options) withDefaults() (*Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch c.Mode {
+	case "":
+		c.Mode = ModeUser
+	case ModeUser, ModeSeq:
+	default:
+		return nil, fmt.Errorf("%w: mode %q (want user or seq)", ErrBadOptions, c.Mode)
 	}
 	switch c.Sync {
 	case "":
@@ -173,6 +185,9 @@ func (s *Store) loadAll() error {
 		}
 		s.spaces[DefaultNamespace] = ns
 	}
+	if err := s.spaces[DefaultNamespace].Configure("mode", string(s.opts.Mode)); err != nil {
+		return fmt.Errorf("%w: the default namespace already holds records, not in %s mode: start without that mode, or in a new directory", ErrBadOptions, s.opts.Mode)
+	}
 	return nil
 }
 
@@ -207,7 +222,7 @@ func (s *Store) Names() []string {
 
 // Create makes a new namespace with default settings: no password (so
 // open to every client until one is set), private (once a password is
-// set, SELECT needs it), no size limit, user mode.
+// set, SELECT needs it), no size limit, Options.Mode (user by default).
 func (s *Store) Create(name string) (*Namespace, error) {
 	if !validName(name) {
 		return nil, ErrBadNamespaceName
@@ -221,6 +236,9 @@ func (s *Store) Create(name string) (*Namespace, error) {
 		return nil, ErrNamespaceExists
 	}
 	ns, err := createNamespace(s.opts.Dir, name, s.opts, s.log)
+	if err == nil && s.opts.Mode != ModeUser {
+		err = ns.Configure("mode", string(s.opts.Mode))
+	}
 	if err != nil {
 		s.log.Error("cannot create namespace", "namespace", name, "err", err)
 		return nil, fmt.Errorf("%w: %w", ErrWriteFailed, err)

@@ -221,7 +221,7 @@ func (s *Store) commitRepaired(ctx context.Context, moved map[string][]storage.S
 			}
 		}
 		if mp, ok := catalogParams(up, s.data.Params().K); ok {
-			if enc, err := storage.NewEncoder(storage.Config{Params: mp, Backends: up, Rand: s.rand, Logger: s.log}); err == nil {
+			if enc, err := storage.NewEncoder(storage.Config{Owner: s.owner, Params: mp, Backends: up, Rand: s.rand, Logger: s.log}); err == nil {
 				meta = enc
 			}
 		}

@@ -27,6 +27,7 @@ type Store struct {
 	backends []storage.Backend
 	byID     map[string]storage.Backend
 	keys     *keys
+	owner    *storage.OwnerKey // binds every segment key to the mnemonic
 	log      *slog.Logger
 	rand     io.Reader
 	data     *storage.Encoder
@@ -55,17 +56,20 @@ func newStore(opts Options, secret []byte) (*Store, error) {
 		s.byID[b.ID()] = b
 	}
 	var err error
-	if s.data, err = storage.NewEncoder(storage.Config{Params: opts.Params, Backends: opts.Backends, Rand: s.rand, Logger: s.log}); err != nil {
+	if s.owner, err = storage.NewOwnerKey(secret); err != nil {
+		return nil, err
+	}
+	if s.data, err = storage.NewEncoder(storage.Config{Owner: s.owner, Params: opts.Params, Backends: opts.Backends, Rand: s.rand, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	mp, ok := catalogParams(opts.Backends, opts.Params.K)
 	if !ok {
 		return nil, fmt.Errorf("%w: the backends' failure domains leave no room for the catalog's 2+1 or wider coding", ErrConfig)
 	}
-	if s.meta, err = storage.NewEncoder(storage.Config{Params: mp, Backends: opts.Backends, Rand: s.rand, Logger: s.log}); err != nil {
+	if s.meta, err = storage.NewEncoder(storage.Config{Owner: s.owner, Params: mp, Backends: opts.Backends, Rand: s.rand, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("%w: catalog coding: %w", ErrConfig, err)
 	}
-	if s.dec, err = storage.NewDecoder(storage.DecoderConfig{Backends: opts.Backends, Logger: s.log}); err != nil {
+	if s.dec, err = storage.NewDecoder(storage.DecoderConfig{Owner: s.owner, Backends: opts.Backends, Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if s.keys, err = deriveKeys(secret); err != nil {
@@ -127,7 +131,7 @@ func Open(ctx context.Context, opts Options, secret []byte) (*Store, error) {
 }
 
 // Close forgets the keys.
-func (s *Store) Close() { s.keys.wipe() }
+func (s *Store) Close() { s.keys.wipe(); s.owner.Wipe() }
 
 // Seq is the sequence number of the root the store is at.
 func (s *Store) Seq() uint64 { s.lk.mu.Lock(); defer s.lk.mu.Unlock(); return s.seq }
