@@ -17,7 +17,7 @@ import (
 const MaxBody = 256 << 10
 
 var funcs = template.FuncMap{
-	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"lower": strings.ToLower,
 	"kind": func(e ledger.KeyEntry) string {
 		if e.Passkey != nil {
