@@ -22,6 +22,7 @@ type File struct {
 	Trust          string   `json:"trust"`             // the trusted ledger state (client.TrustRoot) clients verify from
 	Example        string   `json:"example,omitempty"` // the spec rewritten for this grid, if built
 	Gateway        *Gateway `json:"gateway,omitempty"`
+	Portal         *Portal  `json:"portal,omitempty"` // the web portal, when it started
 }
 
 // FileVersion is the version of the grid.json format written by Run.

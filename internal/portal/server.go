@@ -76,6 +76,7 @@ type Server struct {
 	passkeys *auth.Passkeys
 	sessions *auth.Sessions
 	signs    *auth.Flows[*signing]
+	logins   *auth.Logins
 	tmpl     *template.Template
 	mux      *http.ServeMux
 	log      *slog.Logger
@@ -108,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, passkeys: pk, sessions: auth.NewSessions(opts.SessionTTL, opts.Now),
-		signs: auth.NewFlows[*signing](opts.Now), tmpl: tmpl, mux: http.NewServeMux(), log: opts.Logger}
+		signs: auth.NewFlows[*signing](opts.Now), logins: auth.NewLogins(opts.Origin, opts.Ledger, opts.Now), tmpl: tmpl, mux: http.NewServeMux(), log: opts.Logger}
 	s.routes()
 	return s, nil
 }
@@ -123,6 +124,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /signin", s.signInPage)
 	s.mux.HandleFunc("POST /api/signin/begin", s.signInBegin)
 	s.mux.HandleFunc("POST /api/signin/finish", s.signInFinish)
+	s.mux.HandleFunc("POST /api/login/request", s.loginRequest)
+	s.mux.HandleFunc("POST /api/login/poll", s.loginPoll)
+	s.mux.HandleFunc("POST /api/login/pending", s.loginPending)
+	s.mux.HandleFunc("POST /api/login/approve", s.loginApprove)
 	s.mux.HandleFunc("GET /register", s.registerPage)
 	s.mux.HandleFunc("POST /api/register/begin", s.registerBegin)
 	s.mux.HandleFunc("POST /api/register/finish", s.registerFinish)

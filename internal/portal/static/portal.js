@@ -153,3 +153,21 @@ on("add-passkey", "click", async () => {
   const started = await post("/devices/add", { token: reg.token });
   await sign(started.flow);
 });
+
+on("approve-request", "click", async () => {
+  const twin = document.getElementById("twin").value.trim();
+  if (!twin) throw new Error("Enter your twin number first.");
+  const req = await post("/api/login/request", { twin });
+  document.getElementById("number").textContent = String(req.number);
+  document.getElementById("approve-command").textContent = req.command;
+  document.getElementById("approve-box").hidden = false;
+  say("Waiting for your approval…");
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await post("/api/login/poll", { id: req.id, poll: req.poll });
+    if (r.approved) {
+      location.assign(r.redirect);
+      return;
+    }
+  }
+});
