@@ -198,3 +198,32 @@ func TestBrowserPasskeyJourney(t *testing.T) {
 	c.waitText("status", "no current passkey")
 	c.screenshot("refused")
 }
+
+// TestBrowserNumberMatching signs a browser in by number matching: the
+// page shows two digits, the approver (what `zgrid login approve` runs,
+// with the twin's CLI key) reads the request and signs the number.
+func TestBrowserNumberMatching(t *testing.T) {
+	g := newGrid(t)
+	clk := &clock{}
+	_, ts, origin := portalServer(t, g, Options{Now: clk.now})
+	c := newChrome(t, ts)
+	c.do("ask for approval", chromedp.Navigate(origin+"/signin"), chromedp.SendKeys(chromedp.ID("twin"), u(g.twin)),
+		chromedp.Click(chromedp.ID("approve-request")), chromedp.WaitVisible(chromedp.ID("number")))
+	var number int
+	if _, err := fmt.Sscan(c.text("number"), &number); err != nil || number < 10 || number > 99 {
+		t.Fatalf("the page shows %q: %v", c.text("number"), err)
+	}
+	ap := approver(ts, origin, g.root, g.twin, clk)
+	reqs, err := ap.Pending(context.Background())
+	if err != nil || len(reqs) != 1 || !strings.Contains(reqs[0].Agent, "Chrome") {
+		t.Fatalf("pending: %+v %v", reqs, err)
+	}
+	if _, err := ap.Approve(context.Background(), reqs[0], uint8(number)); err != nil {
+		t.Fatal(err)
+	}
+	c.do("approved", chromedp.WaitVisible(chromedp.ID("signout")))
+	c.do("devices", chromedp.Navigate(origin+"/devices"), chromedp.WaitVisible(chromedp.ID("add-passkey")))
+	if !strings.Contains(c.text("main"), "number-matching") {
+		t.Fatal("the session list does not show how the session signed in")
+	}
+}
