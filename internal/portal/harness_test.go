@@ -33,7 +33,7 @@ const testRPID = "portal.grid.localhost"
 // real node agent needs runc and namespaces; the portal's tests are about
 // what the portal and the ledger do.
 type grid struct {
-	t      *testing.T
+	t      testing.TB
 	c      *client.Client
 	root   identity.PrivateKey
 	twin   uint64
@@ -58,7 +58,7 @@ func submit(t testing.TB, s *client.Signer, op ledger.Op) *client.Result {
 	return res
 }
 
-func newGrid(t *testing.T) *grid {
+func newGrid(t testing.TB) *grid {
 	_, c := ledgertest.Memory(t, nil)
 	g := &grid{t: t, c: c, root: newKey(t)}
 	g.twin = submit(t, c.Signer(g.root), ledger.Op{TwinRegister: &ledger.TwinRegister{Name: "alice"}}).ID
@@ -139,14 +139,19 @@ func (g *grid) addPasskey(key identity.PrivateKey, twin uint64, origin string) *
 
 // portalServer runs the portal over TLS on loopback; its origin names
 // portal.grid.localhost, which browsers resolve to loopback.
-func portalServer(t *testing.T, g *grid, opts Options) (*Server, *httptest.Server, string) {
+func portalServer(t testing.TB, g *grid, opts Options) (*Server, *httptest.Server, string) {
+	return portalServerWith(t, g, opts, g.c)
+}
+
+// portalServerWith is portalServer reading from led.
+func portalServerWith(t testing.TB, g *grid, opts Options, led Ledger) (*Server, *httptest.Server, string) {
 	ts := httptest.NewUnstartedServer(nil)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	port := ts.Listener.Addr().(interface{ String() string }).String()
 	port = port[strings.LastIndex(port, ":")+1:]
 	origin := "https://" + testRPID + ":" + port
-	opts.Origin, opts.Ledger = origin, g.c
+	opts.Origin, opts.Ledger = origin, led
 	if opts.DefaultNode == 0 {
 		opts.DefaultNode = g.node
 	}
@@ -161,13 +166,13 @@ func portalServer(t *testing.T, g *grid, opts Options) (*Server, *httptest.Serve
 // browser is a plain HTTP client that behaves like a same-origin page: it
 // keeps cookies and sends the Origin header.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	hc     *http.Client
 	base   string // where to connect
 	origin string
 }
 
-func newBrowser(t *testing.T, ts *httptest.Server, origin string) *browser {
+func newBrowser(t testing.TB, ts *httptest.Server, origin string) *browser {
 	jar, _ := cookiejar.New(nil)
 	hc := new(http.Client)
 	*hc = *ts.Client() // a copy: each browser has its own cookie jar
