@@ -17,7 +17,9 @@ import (
 
 type testClock struct{ off atomic.Int64 }
 
-func (c *testClock) now() time.Time           { return time.Unix(1_800_000_000, 0).Add(time.Duration(c.off.Load())) }
+func (c *testClock) now() time.Time {
+	return time.Unix(1_800_000_000, 0).Add(time.Duration(c.off.Load()))
+}
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func TestFlowsAreSingleUseAndExpire(t *testing.T) {

@@ -9,14 +9,21 @@ import (
 	"time"
 
 	"github.com/zerogrid/zerogrid/internal/ledger"
+	"github.com/zerogrid/zerogrid/internal/ledger/ledgertest"
 	"github.com/zerogrid/zerogrid/internal/ledger/passkeytest"
 )
 
 // BenchmarkSignInPasskey is one passkey sign-in round trip over HTTPS on
 // loopback: challenge, software ES256 assertion, verification against the
-// twin read (verified) from the in-process ledger, session cookie.
+// twin read (verified) from the ledger, session cookie; the ledger is the
+// in-process app (memory) or a CometBFT validator over RPC with proofs
+// checked by the light client (cometbft, as zgrid up runs it).
 func BenchmarkSignInPasskey(b *testing.B) {
-	g := newGrid(b)
+	b.Run("memory", func(b *testing.B) { benchPasskey(b, newGrid(b)) })
+	b.Run("cometbft", func(b *testing.B) { benchPasskey(b, newGridOn(b, ledgertest.Start(b, nil))) })
+}
+
+func benchPasskey(b *testing.B, g *grid) {
 	_, ts, origin := portalServer(b, g, Options{})
 	a := g.addPasskey(g.root, g.twin, origin)
 	br := newBrowser(b, ts, origin)
@@ -50,7 +57,11 @@ func (q quantiles) report(b *testing.B) {
 // browser's request, the approver's signed pending query and approval
 // (each checked against the twin's keys on the ledger), the browser's poll.
 func BenchmarkSignInNumberMatching(b *testing.B) {
-	g := newGrid(b)
+	b.Run("memory", func(b *testing.B) { benchNumberMatching(b, newGrid(b)) })
+	b.Run("cometbft", func(b *testing.B) { benchNumberMatching(b, newGridOn(b, ledgertest.Start(b, nil))) })
+}
+
+func benchNumberMatching(b *testing.B, g *grid) {
 	clk := &clock{}
 	_, ts, origin := portalServer(b, g, Options{})
 	br := newBrowser(b, ts, origin)
@@ -114,4 +125,3 @@ func BenchmarkDeploymentsPage1000(b *testing.B) {
 	}
 	q.report(b)
 }
-

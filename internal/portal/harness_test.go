@@ -60,6 +60,11 @@ func submit(t testing.TB, s *client.Signer, op ledger.Op) *client.Result {
 
 func newGrid(t testing.TB) *grid {
 	_, c := ledgertest.Memory(t, nil)
+	return newGridOn(t, c)
+}
+
+// newGridOn sets the grid up on the ledger c reads.
+func newGridOn(t testing.TB, c *client.Client) *grid {
 	g := &grid{t: t, c: c, root: newKey(t)}
 	g.twin = submit(t, c.Signer(g.root), ledger.Op{TwinRegister: &ledger.TwinRegister{Name: "alice"}}).ID
 	farmer := newKey(t)
