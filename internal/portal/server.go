@@ -156,6 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		if o := r.Header.Get("Origin"); o != s.opts.Origin {
 			http.Error(w, "refused: this request comes from another origin ("+o+") than the portal's", http.StatusForbidden)
 			return
