@@ -171,6 +171,7 @@ func TestUpDeployHello(t *testing.T) {
 	if !strings.Contains(body, "(visit 2)") {
 		t.Fatalf("GET %s: %q, want the second visit", url, body)
 	}
+	t.Run("portal", func(t *testing.T) { upPortalJourney(t, gf) })
 	c.Close()
 	stop()
 	assertGridGone(t, dir, gf)

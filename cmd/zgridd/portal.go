@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zerogrid/zerogrid/internal/gateway"
+	"github.com/zerogrid/zerogrid/internal/grid"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/portal"
 )
@@ -21,6 +22,7 @@ import (
 type portalFlags struct {
 	ledger, trustRoot, dir, listen, origin string
 	caDir, domain, certFile, keyFile       string
+	hub                                    string
 	node                                   uint64
 }
 
@@ -52,6 +54,7 @@ The certificate comes from --tls-cert/--tls-key, else from the local CA in
 	fl.StringVar(&f.certFile, "tls-cert", "", "PEM certificate chain (instead of the local CA)")
 	fl.StringVar(&f.keyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fl.Uint64Var(&f.node, "node", 0, "node a spec without `node:` deploys to (0: none)")
+	fl.StringVar(&f.hub, "hub", "", "hub that resolves images named REPO:TAG in pasted specs (empty: specs must pin images by digest)")
 	return cmd
 }
 
@@ -87,7 +90,16 @@ func runPortal(cmd *cobra.Command, g *globals, f *portalFlags) error {
 		return fmt.Errorf("ledger %s: %w", f.ledger, err)
 	}
 	defer lc.Close()
-	p, err := portal.New(portal.Options{Origin: origin, Ledger: lc, DefaultNode: f.node, Logger: log})
+	popts := portal.Options{Origin: origin, Ledger: lc, DefaultNode: f.node, Logger: log}
+	if f.hub != "" {
+		// Plain HTTP only to a hub on this machine (a local grid's), as zgrid does.
+		h, err := (&grid.File{Hub: f.hub}).HubClient()
+		if err != nil {
+			return fmt.Errorf("--hub %s: %w", f.hub, err)
+		}
+		popts.ResolveImage = h.Pin
+	}
+	p, err := portal.New(popts)
 	if err != nil {
 		return err
 	}

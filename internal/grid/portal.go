@@ -35,6 +35,9 @@ func (g *grid) startPortal(ctx context.Context, bin string) error {
 	logPath := filepath.Join(dir, "portal.log")
 	argv := []string{bin, "portal", "--ledger", g.file.Ledger, "--trust-root", g.trustRoot, "--dir", dir,
 		"--ca-dir", filepath.Join(g.cfg.Dir, "gateway"), "--domain", GatewayDomain, "--listen", PortalAddr}
+	if g.file.Hub != "" {
+		argv = append(argv, "--hub", g.file.Hub)
+	}
 	if len(g.file.Nodes) > 0 {
 		argv = append(argv, "--node", strconv.FormatUint(g.file.Nodes[0].ID, 10))
 	}
