@@ -209,7 +209,7 @@ func (s *Server) revokeReview(w http.ResponseWriter, r *http.Request, req *reque
 		return
 	}
 	if !key.Equal(req.sess.Device) {
-		s.fail(w, r, http.StatusForbidden, fmt.Errorf("a passkey may revoke only itself; revoke other devices with your root key: zgrid device revoke %s", key))
+		s.fail(w, r, http.StatusForbidden, fmt.Errorf("a passkey may revoke only itself; revoke other devices with your root key: zgrid --key ROOT.key twin revoke-key %s", key))
 		return
 	}
 	op := ledger.Op{TwinRevokeKey: &ledger.TwinRevokeKey{Key: key}}
