@@ -108,6 +108,42 @@ func (s *Server) deployReview(w http.ResponseWriter, r *http.Request, req *reque
 	s.review(w, r, req, flow, err, reviewData{Action: "Deploy", Lines: lines, Spec: text})
 }
 
+// updateReview checks a new spec for a live deployment and shows what the
+// passkey will sign: the next generation, on the same node.
+func (s *Server) updateReview(w http.ResponseWriter, r *http.Request, req *request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.fail(w, r, http.StatusNotFound, errString("no such deployment"))
+		return
+	}
+	c, err := s.opts.Ledger.Contract(r.Context(), id)
+	if err != nil || c.Owner != req.sess.Twin {
+		s.fail(w, r, http.StatusNotFound, errString("no such deployment of yours"))
+		return
+	}
+	text := r.PostFormValue("spec")
+	doc, err := s.parseSpec(r.Context(), text)
+	if err == nil && doc.Node != 0 && doc.Node != c.Node {
+		err = fmt.Errorf("spec.yaml: node: %d, but deployment %d runs on node %d: an update stays on its node", doc.Node, id, c.Node)
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusUnprocessableEntity, err)
+		return
+	}
+	raw, err := doc.Spec.Encode()
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	gen := c.Generation + 1
+	d := ledger.DeploymentFor(s.opts.Ledger.Chain(), c.Owner, c.Node, c.Nonce, gen, raw, nil)
+	op := ledger.Op{ContractUpdate: &ledger.ContractUpdate{Contract: id, Generation: gen, Spec: raw}}
+	flow, err := s.startSigning(req, op, &d, func(*ledger.Op, uint64) string { return "/deployments/" + u(id) })
+	lines := []string{fmt.Sprintf("Deployment %d on node %d goes to generation %d; workloads that did not change are left alone.", id, c.Node, gen),
+		"Your passkey signs twice: the deployment, then the transaction."}
+	s.review(w, r, req, flow, err, reviewData{Action: fmt.Sprintf("Update deployment %d", id), Lines: lines, Spec: text})
+}
+
 // parseSpec compiles YAML as `zgrid deploy` does. Secrets cannot come from
 // the portal server's environment or files, and are refused: sealing them
 // needs the node's key in the browser (docs/access.md).

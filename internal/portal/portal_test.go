@@ -105,6 +105,17 @@ func TestPasskeyDeployAndCancel(t *testing.T) {
 	if _, page := b.get("/deployments/" + u(c.ID)); !strings.Contains(page, "Ready") {
 		t.Fatalf("deployment page does not show Ready: %.500s", page)
 	}
+	// Update: generation 2, signed by the passkey; the node stays.
+	code, page = b.postForm("/deployments/"+u(c.ID)+"/update", url.Values{"csrf": {csrf}, "spec": {strings.Replace(testSpecYAML, "cpu: 250m", "cpu: 500m", 1)}})
+	if m = flowRe.FindStringSubmatch(page); code != http.StatusOK || m == nil {
+		t.Fatalf("update review: %d %.300s", code, page)
+	}
+	if code, done = b.signFlow(a, m[1], csrf); code != http.StatusOK {
+		t.Fatalf("update: %d %v", code, done)
+	}
+	if c2, err := g.c.Contract(context.Background(), c.ID); err != nil || c2.Generation != 2 || c2.SpecSig.WebAuthn == nil {
+		t.Fatalf("after the update: %+v %v", c2, err)
+	}
 	code, page = b.postForm("/deployments/"+u(c.ID)+"/cancel", url.Values{"csrf": {csrf}})
 	if m = flowRe.FindStringSubmatch(page); code != http.StatusOK || m == nil {
 		t.Fatalf("cancel review: %d %.300s", code, page)

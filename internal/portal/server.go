@@ -136,6 +136,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /deployments", s.authed(s.deploymentsPage))
 	s.mux.HandleFunc("GET /deployments/{id}", s.authed(s.deploymentPage))
 	s.mux.HandleFunc("POST /deployments/{id}/cancel", s.authed(s.cancelReview))
+	s.mux.HandleFunc("POST /deployments/{id}/update", s.authed(s.updateReview))
 	s.mux.HandleFunc("GET /deploy", s.authed(s.deployPage))
 	s.mux.HandleFunc("POST /deploy", s.authed(s.deployReview))
 	s.mux.HandleFunc("GET /devices", s.authed(s.devicesPage))
