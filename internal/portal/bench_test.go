@@ -114,6 +114,7 @@ func BenchmarkDeploymentsPage1000(b *testing.B) {
 	if code, _ := br.signIn(a, g.twin, passkeytest.Options{}); code != http.StatusOK {
 		b.Fatal("sign-in")
 	}
+	_, first := br.get("/deployments")
 	b.ResetTimer()
 	var q quantiles
 	for b.Loop() {
@@ -124,4 +125,5 @@ func BenchmarkDeploymentsPage1000(b *testing.B) {
 		q.add(time.Since(start))
 	}
 	q.report(b)
+	b.ReportMetric(float64(len(first))/1000, "page-kB")
 }
