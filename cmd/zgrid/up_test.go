@@ -155,6 +155,15 @@ func TestUpDeployHello(t *testing.T) {
 	if gf.Gateway == nil || gf.Gateway.CA == "" {
 		t.Fatalf("grid.json has no gateway: %+v", gf)
 	}
+	// The portal, on the gateway's CA: its sign-in page.
+	if gf.Portal == nil || gf.Portal.CA == "" {
+		t.Fatalf("grid.json has no portal: %+v (see %s)", gf.Portal, filepath.Join(dir, "portal", "portal.log"))
+	}
+	eventually(t, 10*time.Second, "the portal's sign-in page", func() (string, bool) {
+		b, err := exec.Command("curl", "-sS", "-m", "3", "--cacert", gf.Portal.CA, "--resolve", "portal.grid.localhost:8444:127.0.0.1",
+			gf.Portal.URL+"signin").CombinedOutput()
+		return string(b), err == nil && strings.Contains(string(b), "Sign in with a passkey")
+	})
 	url := strings.Replace(gf.Gateway.URL, "NAME", "hello", 1)
 	resolve := "hello.grid.localhost:" + url[strings.LastIndex(url, ":")+1:len(url)-1] + ":127.0.0.1"
 	body = eventually(t, 30*time.Second, "hello through the gateway", func() (string, bool) {
@@ -165,6 +174,7 @@ func TestUpDeployHello(t *testing.T) {
 		t.Fatalf("GET %s: %q, want the second visit", url, body)
 	}
 	checkNodesFollowRelease(t, dir, gf, c, fmt.Sprintf("zg-%d-web", id))
+	t.Run("portal", func(t *testing.T) { upPortalJourney(t, gf) })
 	c.Close()
 	stop()
 	assertGridGone(t, dir, gf)

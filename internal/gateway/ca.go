@@ -192,3 +192,15 @@ func (ca *localCA) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	ca.leaf = &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}
 	return ca.leaf, nil
 }
+
+// LocalCertificates serves certificates for DOMAIN and *.DOMAIN from the
+// local CA in dir (DIR/ca.crt, DIR/ca.key; created if neither exists), for
+// other servers of a local grid (the portal) that share the gateway's CA.
+// It returns the tls.Config.GetCertificate func and the CA certificate's path.
+func LocalCertificates(dir, domain string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), string, error) {
+	ca, err := loadOrCreateCA(dir, domain, time.Now)
+	if err != nil {
+		return nil, "", err
+	}
+	return ca.getCertificate, filepath.Join(dir, CACertFile), nil
+}

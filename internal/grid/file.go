@@ -25,7 +25,8 @@ type File struct {
 	// Release is the grid's release repository of zgridd (zgrid release
 	// publish --repo); its keys are in the release/keys directory beside it,
 	// under the grid's passphrase.
-	Release string `json:"release,omitempty"`
+	Release string  `json:"release,omitempty"`
+	Portal  *Portal `json:"portal,omitempty"` // the web portal, when it started
 }
 
 // FileVersion is the version of the grid.json format written by Run.

@@ -170,6 +170,9 @@ func (g *grid) announce(ctx context.Context) error {
 	if gw := g.file.Gateway; gw != nil {
 		fmt.Fprintf(out, "gateway: %s (trust %s)\n", strings.Replace(gw.URL, "NAME", ExampleName, 1), gw.CA)
 	}
+	if p := g.file.Portal; p != nil {
+		fmt.Fprintf(out, "portal: %s (trust %s; register a passkey at %sregister)\n", p.URL, p.CA, p.URL)
+	}
 	conds, troubled, err := g.settledConditions(ctx)
 	if err != nil {
 		return err

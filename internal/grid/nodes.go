@@ -39,7 +39,10 @@ func (g *grid) startNodes(ctx context.Context) error {
 			return err
 		}
 	}
-	return g.startGateway(ctx, bin)
+	if err := g.startGateway(ctx, bin); err != nil {
+		return err
+	}
+	return g.startPortal(ctx, bin)
 }
 
 // startNetwork makes the nodes' namespaces and links and forwards the

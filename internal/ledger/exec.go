@@ -18,6 +18,8 @@ type execCtx struct {
 	now    int64 // block time, unix seconds
 	events []abci.Event
 	result []byte // encoded result for ExecTxResult.Data
+	// passkeys are the counters the tx's passkey assertions showed.
+	passkeys []passkeyUse
 }
 
 // account is the resolved signer of a transaction.
@@ -62,10 +64,16 @@ func apply(ctx *execCtx, tx *Tx) error {
 		}
 		return reject(CodeBadSequence, "sequence %d is ahead of the account's next sequence %d: submit the missing transactions first", tx.Body.Seq, want)
 	}
+	if err := checkPasskeySigner(ctx, tx, acct); err != nil {
+		return err
+	}
 	if err := dispatch(ctx, tx, acct); err != nil {
 		return err
 	}
-	return bumpSeq(ctx, tx, acct)
+	if err := bumpSeq(ctx, tx, acct); err != nil {
+		return err
+	}
+	return recordPasskeyUse(ctx, acct)
 }
 
 func checkExpiry(ctx *execCtx, exp int64) error {
@@ -190,6 +198,8 @@ func dispatch(ctx *execCtx, tx *Tx, acct *account) error {
 		return execFarmRemoveNode(ctx, acct, op.FarmRemoveNode)
 	case op.GatewayAnnounce != nil:
 		return execGatewayAnnounce(ctx, acct, op.GatewayAnnounce)
+	case op.TwinAddPasskey != nil:
+		return execTwinAddPasskey(ctx, acct, op.TwinAddPasskey)
 	}
 	return reject(CodeMalformed, "no operation")
 }

@@ -19,11 +19,8 @@ func checkDeployment(ctx *execCtx, owner *Twin, d Deployment, rawSpec, secrets [
 	if len(secrets) > MaxSecretsBytes {
 		return spec.Resources{}, reject(CodeInvalid, "sealed secrets are %d bytes, limit %d", len(secrets), MaxSecretsBytes)
 	}
-	if !owner.ActiveKey(sig.Key) {
-		return spec.Resources{}, reject(CodeUnauthorized, "spec is signed by %s, which is not a current key of twin %d", sig.Key, owner.ID)
-	}
-	if err := sig.Key.Verify(TagDeployment, TxVersion, d, sig.Sig); err != nil {
-		return spec.Resources{}, reject(CodeBadSignature, "spec signature does not verify over the deployment (twin %d, node %d, generation %d)", d.Twin, d.Node, d.Generation)
+	if err := checkSpecSig(ctx, owner, d, sig); err != nil {
+		return spec.Resources{}, err
 	}
 	if err := checkNamesHeld(ctx.st, owner.ID, s); err != nil {
 		return spec.Resources{}, err

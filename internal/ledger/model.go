@@ -23,6 +23,9 @@ type KeyEntry struct {
 	Cert    identity.SignedDeviceCert `cbor:"cert" json:"-"`
 	Added   int64                     `cbor:"added" json:"added_height"`
 	Revoked int64                     `cbor:"revoked,omitempty" json:"revoked_height,omitempty"`
+	// Passkey is set for a WebAuthn passkey (Key is its PasskeyHandle,
+	// Cert is empty): see webauthn.go.
+	Passkey *Passkey `cbor:"passkey,omitempty" json:"passkey,omitempty"`
 }
 
 // KeyRef says which account a key belongs to (exactly one of the three).

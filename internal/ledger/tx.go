@@ -44,6 +44,9 @@ type Tx struct {
 type Sig struct {
 	Key identity.PublicKey `cbor:"key"`
 	Sig identity.Signature `cbor:"sig"`
+	// WebAuthn, for a passkey (Key is its handle, Sig all zero), is the
+	// assertion over the digest (webauthn.go).
+	WebAuthn *Assertion `cbor:"webauthn,omitempty"`
 }
 
 // Body is what a transaction's signatures cover.
@@ -74,6 +77,8 @@ type Op struct {
 	// GatewayAnnounce registers the signing key as a gateway, or updates
 	// its tunnel address.
 	GatewayAnnounce *GatewayAnnounce `cbor:"gateway_announce,omitempty"`
+	// TwinAddPasskey adds a WebAuthn passkey as a device (webauthn.go).
+	TwinAddPasskey *TwinAddPasskey `cbor:"twin_add_passkey,omitempty"`
 }
 
 // TwinRegister creates a twin whose root key is the signer. The signature
@@ -289,6 +294,7 @@ func (op *Op) Kind() string {
 		{op.ContractReport != nil, "contract_report"}, {op.NameClaim != nil, "name_claim"},
 		{op.NameRelease != nil, "name_release"}, {op.NameAuthorize != nil, "name_authorize"},
 		{op.FarmRemoveNode != nil, "farm_remove_node"}, {op.GatewayAnnounce != nil, "gateway_announce"},
+		{op.TwinAddPasskey != nil, "twin_add_passkey"},
 	}
 	kind := ""
 	for _, k := range kinds {
@@ -331,9 +337,14 @@ func decodeUnverified(b []byte) (*Tx, error) {
 	return &tx, nil
 }
 
-// verify checks the signature over the body.
+// verify checks the signature over the body. A passkey's assertion is
+// checked here for its shape and challenge only; its signature needs the
+// passkey's public key, from state (checkPasskeySigner).
 func (tx *Tx) verify() error {
 	s := tx.Sigs[0]
+	if s.WebAuthn != nil {
+		return tx.verifyAssertionShape()
+	}
 	if err := s.Key.Verify(TagTx, TxVersion, tx.Body, s.Sig); err != nil {
 		return reject(CodeBadSignature, "the signature by %s does not verify over the transaction body", s.Key)
 	}

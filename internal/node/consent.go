@@ -46,12 +46,9 @@ func CheckConsent(ctx context.Context, twins TwinSource, chain string, self uint
 	if err != nil {
 		return nil, fmt.Errorf("look up owner twin %d: %w", c.Owner, err)
 	}
-	if !owner.ActiveKey(c.SpecSig.Key) {
-		return nil, &Refusal{Reason: fmt.Sprintf("the spec is signed by %s, which is not a current key of twin %d", c.SpecSig.Key, c.Owner)}
-	}
 	d := ledger.DeploymentFor(chain, c.Owner, c.Node, c.Nonce, c.Generation, c.Spec, c.Secrets)
-	if err := c.SpecSig.Key.Verify(ledger.TagDeployment, ledger.TxVersion, d, c.SpecSig.Sig); err != nil {
-		return nil, &Refusal{Reason: "the owner's signature does not verify over this deployment"}
+	if err := ledger.VerifySpecSig(owner, d, c.SpecSig); err != nil { // ed25519 key or passkey
+		return nil, &Refusal{Reason: err.Error()}
 	}
 	s, err := spec.Decode(c.Spec)
 	if err != nil {
