@@ -21,6 +21,7 @@ import (
 
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
+	"github.com/zerogrid/zerogrid/internal/workload/proc"
 	"github.com/zerogrid/zerogrid/internal/workload/workloadtest"
 	zdbsrv "github.com/zerogrid/zerogrid/internal/zdb"
 )
@@ -95,8 +96,8 @@ func newManager(t *testing.T, cfg Config) *Manager {
 		// What a test left running goes with it.
 		var rec serverRecord
 		if ok, _ := loadServerRecord(m.srv.recPath(), &rec); ok {
-			if p, _ := adopt(rec.Proc); p != nil {
-				p.kill(time.Second)
+			if p, _ := proc.Adopt(rec.Proc); p != nil {
+				p.Kill(time.Second)
 			}
 		}
 	})
@@ -245,7 +246,7 @@ func TestServerRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.srv.mu.Lock()
-	pid := m.srv.proc.pid
+	pid := m.srv.proc.PID
 	m.srv.mu.Unlock()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/zerogrid/zerogrid/internal/workload/proc"
 	"github.com/zerogrid/zerogrid/internal/workload/statefile"
 	zdbsrv "github.com/zerogrid/zerogrid/internal/zdb"
 )
@@ -31,7 +32,7 @@ type server struct {
 	cfg  Config
 
 	mu       sync.Mutex
-	proc     *proc
+	proc     *proc.Proc
 	nrestart int
 	rdb      *redis.Client // admin connections, authenticated on connect
 	admPass  string
@@ -41,7 +42,7 @@ type server struct {
 // restart.
 type serverRecord struct {
 	Version  int    `json:"version"`
-	Proc     procID `json:"proc"`
+	Proc     proc.ID `json:"proc"`
 	Restarts int    `json:"restarts"`
 }
 
@@ -68,7 +69,7 @@ func newServer(root string, cfg Config) (*server, error) {
 	}
 	if ok {
 		s.nrestart = rec.Restarts
-		if s.proc, err = adopt(rec.Proc); err != nil {
+		if s.proc, err = proc.Adopt(rec.Proc); err != nil {
 			return nil, fmt.Errorf("zdb: find the zdb server: %w", err)
 		}
 	}
@@ -106,10 +107,10 @@ func (s *server) ensure() (why string, started bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		if s.proc.alive() {
+		if s.proc.Alive() {
 			return "", false, nil
 		}
-		why = fmt.Sprintf("the zdb server (pid %d) ended%s; started it again", s.proc.pid, s.proc.reap())
+		why = fmt.Sprintf("the zdb server (pid %d) ended%s; started it again", s.proc.PID, s.proc.Reap())
 		s.proc = nil
 		s.nrestart++
 	}
@@ -122,17 +123,17 @@ func (s *server) ensure() (why string, started bool, err error) {
 	}
 	defer log.Close()
 	argv := append(append([]string(nil), s.cfg.Command...), "--listen", s.cfg.Listen.String(), "--dir", s.dataDir())
-	p, err := spawn(argv, []string{"ZGRID_ZDB_ADMIN=" + s.admPass}, log)
+	p, err := proc.Spawn(argv, []string{"ZGRID_ZDB_ADMIN=" + s.admPass}, log)
 	if err != nil {
 		return "", false, err
 	}
-	if err := statefile.Save(s.recPath(), &serverRecord{Version: LayoutVersion, Proc: p.id(), Restarts: s.nrestart}); err != nil {
-		p.kill(s.cfg.StopTimeout)
+	if err := statefile.Save(s.recPath(), &serverRecord{Version: LayoutVersion, Proc: p.ID(), Restarts: s.nrestart}); err != nil {
+		p.Kill(s.cfg.StopTimeout)
 		return "", false, err
 	}
 	s.proc = p
 	if why == "" {
-		why = fmt.Sprintf("zdb server started (pid %d) on %s", p.pid, s.cfg.Listen)
+		why = fmt.Sprintf("zdb server started (pid %d) on %s", p.PID, s.cfg.Listen)
 	}
 	return why, true, nil
 }
@@ -170,7 +171,7 @@ func isDialError(err error) bool {
 // runs, else from the disk.
 func (s *server) deleteNamespace(ctx context.Context, ns string) error {
 	s.mu.Lock()
-	running := s.proc != nil && s.proc.alive()
+	running := s.proc != nil && s.proc.Alive()
 	s.mu.Unlock()
 	if !running {
 		return os.RemoveAll(filepath.Join(s.dataDir(), ns))
@@ -216,7 +217,7 @@ func (s *server) shutdown() error {
 	s.rdb.Close()
 	s.rdb = redis.NewClient(s.rdb.Options())
 	if s.proc != nil {
-		if err := s.proc.kill(s.cfg.StopTimeout); err != nil {
+		if err := s.proc.Kill(s.cfg.StopTimeout); err != nil {
 			return err
 		}
 		s.proc = nil
@@ -231,7 +232,7 @@ func (s *server) release() {
 	defer s.mu.Unlock()
 	s.rdb.Close()
 	if s.proc != nil {
-		s.proc.close()
+		s.proc.Close()
 		s.proc = nil
 	}
 }

@@ -1,4 +1,8 @@
-package zdb
+// Package proc starts and watches the helper processes a workload manager
+// runs outside the agent (a node's zdb server, a qsfs mount): each in a
+// session of its own, so it outlives the agent, held through a pidfd, and
+// found again by the next agent from an ID (pid, start time, boot).
+package proc
 
 import (
 	"bytes"
@@ -14,17 +18,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// proc is the server process, held through a pidfd, which (unlike a pid)
+// Proc is a process, held through a pidfd, which (unlike a pid)
 // cannot come to name another process.
-type proc struct {
-	pid   int
+type Proc struct {
+	PID   int
 	start uint64 // start time in clock ticks after boot (/proc/PID/stat)
 	fd    int
 }
 
-// procID finds the process again after an agent restart: a pid names the
+// ID finds the process again after an agent restart: a pid names the
 // same process only with the same boot and the same start time.
-type procID struct {
+type ID struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"`
 	Boot  string `json:"boot"`
@@ -52,10 +56,10 @@ func procStart(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64)
 }
 
-// spawn starts argv with env, stdin from /dev/null, stdout and stderr
+// Spawn starts argv with env, stdin from /dev/null, stdout and stderr
 // into log, / as its directory and a session of its own (a signal to the
 // agent's process group does not reach it; it outlives the agent).
-func spawn(argv, env []string, log *os.File) (*proc, error) {
+func Spawn(argv, env []string, log *os.File) (*Proc, error) {
 	cmd := &exec.Cmd{Path: argv[0], Args: argv, Env: env, Dir: "/", Stdout: log, Stderr: log,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
 	if err := cmd.Start(); err != nil {
@@ -68,16 +72,16 @@ func spawn(argv, env []string, log *os.File) (*proc, error) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	p := &proc{pid: pid, fd: fd}
+	p := &Proc{PID: pid, fd: fd}
 	if p.start, err = procStart(pid); err != nil {
-		p.kill(time.Second)
+		p.Kill(time.Second)
 		return nil, err
 	}
 	return p, nil
 }
 
-// adopt opens the process id names; nil, with no error, when it is gone.
-func adopt(id procID) (*proc, error) {
+// Adopt opens the process id names; nil, with no error, when it is gone.
+func Adopt(id ID) (*Proc, error) {
 	boot, err := bootID()
 	if err != nil {
 		return nil, err
@@ -96,23 +100,24 @@ func adopt(id procID) (*proc, error) {
 		unix.Close(fd)
 		return nil, nil
 	}
-	p := &proc{pid: id.PID, start: id.Start, fd: fd}
-	if !p.alive() {
-		p.reap()
+	p := &Proc{PID: id.PID, start: id.Start, fd: fd}
+	if !p.Alive() {
+		p.Reap()
 		return nil, nil
 	}
 	return p, nil
 }
 
-func (p *proc) id() procID {
+// ID is what to keep to Adopt p later.
+func (p *Proc) ID() ID {
 	boot, _ := bootID()
-	return procID{PID: p.pid, Start: p.start, Boot: boot}
+	return ID{PID: p.PID, Start: p.start, Boot: boot}
 }
 
-// alive reports whether the process has not exited.
-func (p *proc) alive() bool { return !p.exitedWithin(0) }
+// Alive reports whether the process has not exited.
+func (p *Proc) Alive() bool { return !p.exitedWithin(0) }
 
-func (p *proc) exitedWithin(d time.Duration) bool {
+func (p *Proc) exitedWithin(d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
 	end := time.Now().Add(d)
 	for {
@@ -124,14 +129,14 @@ func (p *proc) exitedWithin(d time.Duration) bool {
 	}
 }
 
-// reap collects an exited child's status (so it leaves no zombie) and
+// Reap collects an exited child's status (so it leaves no zombie) and
 // closes the pidfd; it returns " with STATUS" when the process was ours.
-func (p *proc) reap() string {
-	defer p.close()
+func (p *Proc) Reap() string {
+	defer p.Close()
 	var ws unix.WaitStatus
-	got, err := unix.Wait4(p.pid, &ws, unix.WNOHANG, nil)
+	got, err := unix.Wait4(p.PID, &ws, unix.WNOHANG, nil)
 	switch {
-	case err != nil || got != p.pid:
+	case err != nil || got != p.PID:
 		return ""
 	case ws.Signaled():
 		return " with signal " + ws.Signal().String()
@@ -139,24 +144,25 @@ func (p *proc) reap() string {
 	return " with exit code " + strconv.Itoa(ws.ExitStatus())
 }
 
-// kill ends the process, SIGTERM then SIGKILL after grace, and reaps it.
-func (p *proc) kill(grace time.Duration) error {
+// Kill ends the process, SIGTERM then SIGKILL after grace, and reaps it.
+func (p *Proc) Kill(grace time.Duration) error {
 	if err := unix.PidfdSendSignal(p.fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal zdb server %d: %w", p.pid, err)
+		return fmt.Errorf("signal process %d: %w", p.PID, err)
 	}
 	if !p.exitedWithin(grace) {
 		if err := unix.PidfdSendSignal(p.fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("kill zdb server %d: %w", p.pid, err)
+			return fmt.Errorf("kill process %d: %w", p.PID, err)
 		}
 		if !p.exitedWithin(10 * time.Second) {
-			return fmt.Errorf("zdb server %d survived SIGKILL for 10s", p.pid)
+			return fmt.Errorf("process %d survived SIGKILL for 10s", p.PID)
 		}
 	}
-	p.reap()
+	p.Reap()
 	return nil
 }
 
-func (p *proc) close() {
+// Close lets go of p without touching the process.
+func (p *Proc) Close() {
 	if p.fd >= 0 {
 		unix.Close(p.fd)
 		p.fd = -1
