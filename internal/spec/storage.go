@@ -42,6 +42,9 @@ type QSFSConfig struct {
 	// storage secret): with it the node's mount process encrypts,
 	// decrypts and repairs.
 	Secret string `cbor:"secret" json:"secret"`
+	// Password names the sealed secret holding the backends' namespace
+	// password (the one their zdb workloads name).
+	Password string `cbor:"password" json:"password"`
 }
 
 // ZDBRef names a zdb workload of another contract of the same owner.
@@ -69,6 +72,8 @@ func (q *QSFSConfig) Validate() error {
 		return fmt.Errorf("%w: qsfs has %d backends, limit %d", ErrInvalid, len(q.Backends), MaxQSFSBackends)
 	case !envNameRE.MatchString(q.Secret):
 		return fmt.Errorf("%w: qsfs secret %q: name a secret of the spec (letters, digits and _)", ErrInvalid, q.Secret)
+	case !envNameRE.MatchString(q.Password):
+		return fmt.Errorf("%w: qsfs password %q: name a secret of the spec (letters, digits and _)", ErrInvalid, q.Password)
 	}
 	seen := map[ZDBRef]bool{}
 	for _, b := range q.Backends {

@@ -20,6 +20,7 @@ workloads:
     k: 2
     m: 1
     secret: STORE_MNEMONIC
+    password: ZDB_PASSWORD
     backends: [7/db1, 7/db2, 8/db1]
 `
 	doc, err := testParser().Parse("storage.yaml", []byte(y))
@@ -35,7 +36,7 @@ workloads:
 		t.Errorf("db2: %+v %v", z2, err)
 	}
 	var q QSFSConfig
-	want := QSFSConfig{K: 2, M: 1, Secret: "STORE_MNEMONIC", Backends: []ZDBRef{{7, "db1"}, {7, "db2"}, {8, "db1"}}}
+	want := QSFSConfig{K: 2, M: 1, Secret: "STORE_MNEMONIC", Password: "ZDB_PASSWORD", Backends: []ZDBRef{{7, "db1"}, {7, "db2"}, {8, "db1"}}}
 	if err := ws[2].DecodeConfig(&q); err != nil || !reflect.DeepEqual(q, want) {
 		t.Errorf("fs: %+v %v", q, err)
 	}
@@ -50,9 +51,9 @@ func TestParseYAMLStorageRefusals(t *testing.T) {
 		{"undefined password", `{name: db, type: zdb, size: 1GiB, password: NOPE}`, `secret "NOPE" is not defined`},
 		{"bad mode", `{name: db, type: zdb, size: 1GiB, password: S, mode: fast}`, `unknown mode "fast"`},
 		{"no size", `{name: db, type: zdb, password: S}`, "a zdb needs a size"},
-		{"bad backend", `{name: fs, type: qsfs, k: 1, m: 0, secret: S, backends: [db1]}`, `"db1": want CONTRACT/WORKLOAD`},
-		{"too few backends", `{name: fs, type: qsfs, k: 2, m: 1, secret: S, backends: [1/a, 1/b]}`, "fewer than k+m = 3"},
-		{"twice", `{name: fs, type: qsfs, k: 1, m: 1, secret: S, backends: [1/a, 1/a]}`, "listed twice"},
+		{"bad backend", `{name: fs, type: qsfs, k: 1, m: 0, secret: S, password: S, backends: [db1]}`, `"db1": want CONTRACT/WORKLOAD`},
+		{"too few backends", `{name: fs, type: qsfs, k: 2, m: 1, secret: S, password: S, backends: [1/a, 1/b]}`, "fewer than k+m = 3"},
+		{"twice", `{name: fs, type: qsfs, k: 1, m: 1, secret: S, password: S, backends: [1/a, 1/a]}`, "listed twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			y := "version: 1\nsecrets:\n  S: {value: s}\nworkloads:\n  - " + tc.workload + "\n"
@@ -81,7 +82,7 @@ func TestStorageValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := Workload{Name: "fs", Type: TypeQSFS}
-	if err := q.SetConfig(QSFSConfig{K: 0, M: 1, Secret: "S", Backends: []ZDBRef{{1, "a"}}}); err != nil {
+	if err := q.SetConfig(QSFSConfig{K: 0, M: 1, Secret: "S", Password: "S", Backends: []ZDBRef{{1, "a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	s.Workloads = append(s.Workloads, q)

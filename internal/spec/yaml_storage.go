@@ -10,7 +10,7 @@ import (
 // Fields of zdb and qsfs workloads in YAML, besides name and type.
 var (
 	zdbFields  = []string{"size", "password", "mode"}
-	qsfsFields = []string{"k", "m", "backends", "secret"}
+	qsfsFields = []string{"k", "m", "backends", "secret", "password"}
 )
 
 // zdb compiles a zdb workload: its size is its disk reservation and the
@@ -48,6 +48,9 @@ func (c *compiler) qsfs(m fields, w *yWorkload) {
 	}
 	if p, ok := c.need(m, w.node, w.path, "secret", "name the secret holding the store's mnemonic, e.g. secret: STORE_MNEMONIC"); ok {
 		q.Secret = c.secretRef(p.val, w, join(w.path, "secret"))
+	}
+	if p, ok := c.need(m, w.node, w.path, "password", "name the secret holding the backends' password (their zdb workloads' password), e.g. password: ZDB_PASSWORD"); ok {
+		q.Password = c.secretRef(p.val, w, join(w.path, "password"))
 	}
 	if p, ok := c.need(m, w.node, w.path, "backends", "the zdb workloads that hold the shards, as CONTRACT/WORKLOAD, e.g. backends: [12/db1, 12/db2, 13/db1]"); ok {
 		bpath := join(w.path, "backends")

@@ -56,6 +56,7 @@ var refusals = []struct {
 		{"5:5", "workloads[2].k", "missing: how many shards rebuild a segment"},
 		{"5:5", "workloads[2].m", "missing: how many backends may be lost"},
 		{"5:5", "workloads[2].secret", "missing: name the secret holding the store's mnemonic"},
+		{"5:5", "workloads[2].password", "missing: name the secret holding the backends' password"},
 		{"5:5", "workloads[2].backends", "missing: the zdb workloads that hold the shards"},
 	}},
 	{"web.yaml", []want{

@@ -41,9 +41,9 @@ type server struct {
 // serverRecord is server.json: the process to adopt after an agent
 // restart.
 type serverRecord struct {
-	Version  int    `json:"version"`
+	Version  int     `json:"version"`
 	Proc     proc.ID `json:"proc"`
-	Restarts int    `json:"restarts"`
+	Restarts int     `json:"restarts"`
 }
 
 // LayoutVersion implements statefile.Versioned.
