@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zerogrid/zerogrid/internal/grid"
+	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/workload/zdb"
@@ -194,4 +197,206 @@ func noErr(f func() (string, error)) func() (string, bool) {
 		}
 		return s, true
 	}
+}
+
+// containerPID is the pid of the first container runc runs for node i
+// (1-based) of the grid in dir.
+func containerPID(t *testing.T, dir string, i int) int {
+	t.Helper()
+	root := filepath.Join(dir, "nodes", "node"+strconv.Itoa(i), "run", "runc")
+	out, err := exec.Command("runc", "--root", root, "list", "-q").Output()
+	ids := strings.Fields(string(out))
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("runc list: %v %q", err, out)
+	}
+	b, err := exec.Command("runc", "--root", root, "state", ids[0]).Output()
+	if err != nil {
+		t.Fatalf("runc state: %v", err)
+	}
+	var st struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || st.PID == 0 {
+		t.Fatalf("runc state %s: %v", b, err)
+	}
+	return st.PID
+}
+
+// sha256File hashes a file.
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// workloadState reads one workload's state and reason from zgrid status.
+func workloadState(t *testing.T, gf *grid.File, id uint64, name string) (string, string) {
+	t.Helper()
+	out, _, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "status", strconv.FormatUint(id, 10), "-o", "json")
+	if err != nil {
+		return "", err.Error()
+	}
+	var st statusOut
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return "", err.Error()
+	}
+	for _, w := range st.Workloads {
+		if w.Name == name {
+			return w.State, w.Reason
+		}
+	}
+	return "", "no workload " + name
+}
+
+// TestUpQSFS runs a four-node grid: six zdb workloads on nodes 1-3 (two
+// each, in three contracts), a spare on node 4, and on node 4 a container
+// with a qsfs (k=3, m=2, a node per failure domain) at /data. The
+// container writes its visit counter there and a 64 MiB file goes in
+// through the container's /data; node 1 is then cut off: the workload
+// turns Degraded naming node 1's backends, the file still reads intact,
+// and once the repair has rebuilt node 1's shards on the other zdbs the
+// workload is Ready again. That redundancy is real: node 2 is cut off
+// too, and the file still reads intact from the three shards left.
+func TestUpQSFS(t *testing.T) {
+	skipUnlessGrid(t, "curl", "nsenter", "runc")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
+	dir := t.TempDir()
+	gf, stop := upGridNodes(t, dir, 4)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(dir, "nodes", "node4", "data", "workload", "v1", "qsfs", "*", "*", "log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, b)
+		}
+	})
+	pass, err := gf.Passphrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ZGRID_PASSPHRASE", string(pass))
+	t.Setenv("ZDB_PASSWORD", "zdb-test-password")
+	mnemonic, err := identity.NewMnemonic(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STORE_MNEMONIC", mnemonic)
+	c, err := client.Dial(t.Context(), gf.Ledger, client.Options{TrustFile: gf.Trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var backends []string
+	for _, n := range gf.Nodes[:3] {
+		id := deployFile(t, gf, c, zdbSpec, n.ID)
+		backends = append(backends, fmt.Sprintf("%d/db1", id), fmt.Sprintf("%d/db2", id))
+	}
+	spare := deployFile(t, gf, c, `version: 1
+secrets:
+  ZDB_PASSWORD: {env: ZDB_PASSWORD}
+workloads:
+  - {name: spare, type: zdb, size: 256MiB, password: ZDB_PASSWORD}
+`, gf.Nodes[3].ID)
+	backends = append(backends, fmt.Sprintf("%d/spare", spare))
+	fsID := deployFile(t, gf, c, fmt.Sprintf(`version: 1
+secrets:
+  ZDB_PASSWORD: {env: ZDB_PASSWORD}
+  STORE_MNEMONIC: {env: STORE_MNEMONIC}
+workloads:
+  - name: fs
+    type: qsfs
+    k: 3
+    m: 2
+    secret: STORE_MNEMONIC
+    password: ZDB_PASSWORD
+    backends: [%s]
+  - name: web
+    type: container
+    image: %s
+    cpu: 250m
+    memory: 64MiB
+    ports: [8080]
+    mounts: [{volume: fs, path: /data}]
+`, strings.Join(backends, ", "), exampleImage(t, gf)), gf.Nodes[3].ID)
+
+	// The container counts its visits in /data/visits, on the qsfs.
+	node4 := "/run/netns/" + gf.Nodes[3].Namespace
+	body := eventually(t, 20*time.Second, "the container's page", noErr(func() (string, error) {
+		out, err := exec.Command("nsenter", "--net="+node4, "curl", "-sS", "-m", "3", "http://10.250.4.2:8080/").CombinedOutput()
+		return string(out), err
+	}))
+	if !strings.Contains(body, "(visit 1)") {
+		t.Fatalf("GET /: %q: the container could not write /data/visits on its qsfs", body)
+	}
+	// 64 MiB into the container's /data (through its mount namespace).
+	data := filepath.Join("/proc", strconv.Itoa(containerPID(t, dir, 4)), "root", "data")
+	if b, err := os.ReadFile(filepath.Join(data, "visits")); err != nil || strings.TrimSpace(string(b)) != "1" {
+		t.Fatalf("/data/visits seen from the container: %q %v", b, err)
+	}
+	src := make([]byte, 64<<20)
+	rand.Read(src)
+	sum := sha256.Sum256(src)
+	want := hex.EncodeToString(sum[:])
+	if err := os.WriteFile(filepath.Join(data, "big"), src, 0o644); err != nil {
+		t.Fatalf("write 64 MiB into the container's /data: %v", err)
+	}
+	if got, err := sha256File(filepath.Join(data, "big")); err != nil || got != want {
+		t.Fatalf("read back: %s %v, want %s", got, err, want)
+	}
+	if st, why := workloadState(t, gf, fsID, "fs"); st != ledger.WorkloadReady {
+		t.Fatalf("qsfs before the outage: %s (%s)", st, why)
+	}
+
+	// Node 1 drops off the overlay.
+	cut := func(i int) {
+		t.Helper()
+		sumDir := sha256.Sum256([]byte(dir))
+		prefix := "zg" + hex.EncodeToString(sumDir[:2])
+		if out, err := exec.Command("ip", "-n", prefix+"u", "link", "set", fmt.Sprintf("%su%d", prefix, i), "down").CombinedOutput(); err != nil {
+			t.Fatalf("cut node %d: %v: %s", i, err, out)
+		}
+	}
+	cut(1)
+	reason := eventually(t, 60*time.Second, "qsfs degraded", func() (string, bool) {
+		st, why := workloadState(t, gf, fsID, "fs")
+		return st + ": " + why, st == ledger.WorkloadDegraded
+	})
+	if !strings.Contains(reason, zdb.NamespaceName(parseRef(t, backends[0]))) {
+		t.Errorf("degraded without naming node 1's backend %s: %s", backends[0], reason)
+	}
+	if got, err := sha256File(filepath.Join(data, "big")); err != nil || got != want {
+		t.Fatalf("read with node 1 down: %s %v, want %s", got, err, want)
+	}
+	eventually(t, 120*time.Second, "qsfs healthy after the repair", func() (string, bool) {
+		st, why := workloadState(t, gf, fsID, "fs")
+		return st + ": " + why, st == ledger.WorkloadReady
+	})
+	// Redundancy is back: with node 2 gone as well the file still reads.
+	cut(2)
+	if got, err := sha256File(filepath.Join(data, "big")); err != nil || got != want {
+		t.Fatalf("read with nodes 1 and 2 down after the repair: %s %v, want %s", got, err, want)
+	}
+	c.Close()
+	stop()
+	assertGridGone(t, dir, gf)
+}
+
+func parseRef(t *testing.T, s string) (uint64, string) {
+	id, name, _ := strings.Cut(s, "/")
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, name
 }

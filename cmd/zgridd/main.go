@@ -66,5 +66,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newNodeCmd(g))
 	root.AddCommand(newGatewayCmd(g))
 	root.AddCommand(newTunnelClientCmd(g))
+	root.AddCommand(newQSFSMountCmd(g))
 	return root
 }

@@ -312,6 +312,10 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *cli
 		ms.close()
 		return nil, err
 	}
+	if err := addQSFS(ms, f, log, c); err != nil {
+		ms.close()
+		return nil, err
+	}
 	return ms, nil
 }
 

@@ -28,6 +28,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Debug logs every FUSE request.
 	Debug bool
+	// AllowOther lets users other than the mounting one use the mount
+	// (allow_other: a qsfs bind-mounted into a container whose users are
+	// other host ids). Only root may set it without /etc/fuse.conf's
+	// user_allow_other.
+	AllowOther bool
 }
 
 // loadTimeout bounds one segment fetch, so a hung backend gives EIO rather
@@ -102,6 +107,7 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			Debug:        opts.Debug,
+			AllowOther:   opts.AllowOther,
 		},
 		EntryTimeout:    &at,
 		AttrTimeout:     &at,
