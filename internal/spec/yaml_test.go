@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // testEnv is the environment the YAML tests resolve {env: VAR} against.
-var testEnv = map[string]string{"MY_TOKEN": "tok-from-env"}
+var testEnv = map[string]string{"MY_TOKEN": "tok-from-env", "ZDB_PASSWORD": "zdb-pass", "STORE_MNEMONIC": "abandon abandon"}
 
 func testParser() *YAMLParser {
 	return &YAMLParser{LookupEnv: func(k string) (string, bool) {
