@@ -19,6 +19,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/identity"
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
+	"github.com/zerogrid/zerogrid/internal/storage/catalog"
 	"github.com/zerogrid/zerogrid/internal/workload/zdb"
 )
 
@@ -166,6 +167,31 @@ workloads:
 	}))
 	if got, err := redisIn("/run/netns/"+ctrNS, ep.Address, "PING\n"); err == nil && strings.Contains(got, "PONG") {
 		t.Fatalf("a container reached the node's zdb: %q", got)
+	}
+
+	// A store configuration from the contracts: every zdb, where status
+	// says it is, its node as failure domain. (Creating the store needs a
+	// machine on the overlay; this host is not one.)
+	conf := filepath.Join(t.TempDir(), "store.yaml")
+	var idList []string
+	for _, id := range ids {
+		idList = append(idList, strconv.FormatUint(id, 10))
+	}
+	_, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "store", "init", "--config", conf, "--from-contracts", strings.Join(idList, ","))
+	if err == nil {
+		t.Fatalf("store init from this host, off the overlay, succeeded")
+	}
+	cfg, lerr := catalog.LoadConfig(conf)
+	if lerr != nil {
+		t.Fatalf("store init --from-contracts wrote no usable config: %v (init said %v: %s)", lerr, err, errb)
+	}
+	if len(cfg.Backends) != 6 || cfg.K != 3 || cfg.M != 2 {
+		t.Fatalf("config: %+v", cfg)
+	}
+	for i, b := range cfg.Backends {
+		if b.Address != eps[i].Address || b.Namespace != eps[i].Namespace || b.Password != "zdb-test-password" || b.Domain != fmt.Sprintf("node%d", gf.Nodes[i/2].ID) {
+			t.Errorf("backend %d: %+v, want %+v on node %d", i, b, eps[i], gf.Nodes[i/2].ID)
+		}
 	}
 
 	// Cancel deletes the data.

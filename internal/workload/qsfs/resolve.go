@@ -89,3 +89,35 @@ func StoreConfig(k, m int, bs []Backend, password string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// ContractBackends resolves every zdb workload of the given contracts, in
+// order, as backends (what `zgrid store init --from-contracts` writes).
+func ContractBackends(ctx context.Context, l Ledger, chain string, ids []uint64) ([]Backend, error) {
+	resolve := LedgerResolver(l, chain)
+	var out []Backend
+	for _, id := range ids {
+		con, err := l.Contract(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("contract %d: %w", id, err)
+		}
+		s, err := spec.Decode(con.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("contract %d: %w", id, err)
+		}
+		n := len(out)
+		for _, w := range s.Workloads {
+			if w.Type != spec.TypeZDB {
+				continue
+			}
+			b, err := resolve(ctx, con.Owner, spec.ZDBRef{Contract: id, Workload: w.Name})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b)
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("contract %d has no zdb workloads", id)
+		}
+	}
+	return out, nil
+}
