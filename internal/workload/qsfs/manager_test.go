@@ -243,4 +243,3 @@ func TestMountHealth(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return sub != "" && strings.Contains(s, sub) }
-
