@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/zerogrid/zerogrid/internal/eventlog"
 	"github.com/zerogrid/zerogrid/internal/spec"
 	"github.com/zerogrid/zerogrid/internal/workload"
@@ -276,7 +274,7 @@ func (m *Manager) ensure(ref workload.Ref, rec record, hash string, env []string
 // start starts ref's mount process.
 func (m *Manager) start(ref workload.Ref, hash string, env []string) (*mount, error) {
 	// A mount left by a process that died is detached first.
-	unix.Unmount(m.mnt(ref), unix.MNT_DETACH)
+	detach(m.mnt(ref))
 	os.Remove(m.health(ref))
 	log, err := os.OpenFile(filepath.Join(m.dir(ref), "log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -309,7 +307,7 @@ func (m *Manager) stopMount(ref workload.Ref, mt *mount) error {
 	if err := mt.p.Kill(m.cfg.StopTimeout); err != nil {
 		return fmt.Errorf("qsfs %s: %w", ref.Name, err)
 	}
-	unix.Unmount(m.mnt(ref), unix.MNT_DETACH)
+	detach(m.mnt(ref))
 	return nil
 }
 
@@ -428,7 +426,7 @@ func (m *Manager) Deprovision(ctx context.Context, d workload.Deployment, name s
 			return err
 		}
 	}
-	unix.Unmount(m.mnt(ref), unix.MNT_DETACH)
+	detach(m.mnt(ref))
 	if err := os.RemoveAll(m.dir(ref)); err != nil {
 		return fmt.Errorf("qsfs %s: %w", name, err)
 	}
