@@ -220,9 +220,6 @@ func (m *Manager) converge(ctx context.Context, d workload.Deployment, w spec.Wo
 			return fmt.Errorf("qsfs %s: %w", w.Name, err)
 		}
 	}
-	// The mount point is entered by the container's users: it is the
-	// FUSE mount's root that decides, not this directory's mode.
-	os.Chmod(m.dir(ref), 0o711)
 	err = m.update(ref, func(r *record) { r.Version, r.Deployment, r.Name = LayoutVersion, d.ID, w.Name })
 	if err != nil {
 		return err
