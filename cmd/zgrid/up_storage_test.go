@@ -104,6 +104,9 @@ func deployZDBs(t *testing.T, gf *grid.File, c *client.Client) (ids []uint64, ep
 // contract deletes the namespaces' data.
 func TestUpZDB(t *testing.T) {
 	skipUnlessGrid(t, "redis-cli", "nsenter", "timeout", "ping")
+	// The CLI's trusted ledger state is kept per ledger URL; a port an
+	// earlier grid used must not carry that grid's state over.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	dir := t.TempDir()
 	gf, stop := upGridNodes(t, dir, 3)
 	pass, err := gf.Passphrase()
@@ -295,6 +298,7 @@ func TestUpQSFS(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("needs /dev/fuse")
 	}
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // as in TestUpZDB
 	dir := t.TempDir()
 	gf, stop := upGridNodes(t, dir, 4)
 	t.Cleanup(func() {
