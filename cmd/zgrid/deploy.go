@@ -16,6 +16,7 @@ import (
 	"github.com/zerogrid/zerogrid/internal/ledger"
 	"github.com/zerogrid/zerogrid/internal/ledger/client"
 	"github.com/zerogrid/zerogrid/internal/spec"
+	"github.com/zerogrid/zerogrid/internal/workload/zdb"
 )
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -231,6 +232,8 @@ type statusOut struct {
 	Reported   uint64                  `json:"reported_generation"`
 	Workloads  []ledger.WorkloadStatus `json:"workloads"`
 	Events     uint64                  `json:"events"`
+	// ZDBs are the contract's zdb workloads: where to reach each.
+	ZDBs []zdb.Endpoint `json:"zdbs,omitempty"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -253,6 +256,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if out.Workloads == nil {
 					out.Workloads = []ledger.WorkloadStatus{}
 				}
+				if out.ZDBs, err = zdbEndpoints(ctx, c, con); err != nil {
+					return err
+				}
 				return g.print(out, func(w io.Writer) { printStatusText(w, out) })
 			})
 		},
@@ -271,6 +277,9 @@ func printStatusText(w io.Writer, s statusOut) {
 		// One line per workload: a reason may hold several lines.
 		reason := strings.Join(strings.Fields(strings.ReplaceAll(wl.Reason, "\n", "; ")), " ")
 		fmt.Fprintf(w, "  %-20s %-12s %s\n", wl.Name, wl.State, reason)
+	}
+	for _, z := range s.ZDBs {
+		fmt.Fprintf(w, "zdb %s: %s namespace %s\n", z.Name, z.Address, z.Namespace)
 	}
 }
 

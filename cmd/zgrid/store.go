@@ -85,11 +85,22 @@ func (sc *storeCmd) open(ctx context.Context, create bool) (*catalog.Store, func
 }
 
 func (sc *storeCmd) initCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "init --config FILE",
+	var fc fromContracts
+	cmd := &cobra.Command{
+		Use:   "init --config FILE [--from-contracts ID,ID,…]",
 		Short: "Create an empty store on the configured backends",
-		Args:  cobra.NoArgs,
+		Long: `init creates an empty store on the backends of --config. With
+--from-contracts it first writes --config from the zdb workloads of those
+contracts, as the ledger shows them (address on their node's overlay,
+namespace, the node as failure domain, the password from $ZDB_PASSWORD);
+the store is then created over them, which needs a machine on the overlay.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fc.ids != "" {
+				if err := fc.write(cmd, sc.g, sc.config); err != nil {
+					return err
+				}
+			}
 			s, done, err := sc.open(cmd.Context(), true)
 			if err != nil {
 				return err
@@ -99,6 +110,8 @@ func (sc *storeCmd) initCmd() *cobra.Command {
 			return nil
 		},
 	}
+	fc.flags(cmd)
+	return cmd
 }
 
 func (sc *storeCmd) putCmd() *cobra.Command {

@@ -58,12 +58,18 @@ func skipUnlessGrid(t *testing.T, tools ...string) {
 // upGrid runs `zgrid up` in this process until the returned stop is called.
 func upGrid(t *testing.T, dir string) (gf *grid.File, stop func()) {
 	t.Helper()
+	return upGridNodes(t, dir, 2)
+}
+
+// upGridNodes is upGrid with nodes nodes.
+func upGridNodes(t *testing.T, dir string, nodes int) (gf *grid.File, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb syncBuffer
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRoot(&out, &errb)
-		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", "2", "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0",
+		cmd.SetArgs([]string{"up", "--dir", dir, "--nodes", strconv.Itoa(nodes), "--ledger-addr", "127.0.0.1:0", "--hub-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0",
 			"--block-interval", "200ms", "--heartbeat", "2s", "--release-every", "1s"})
 		done <- cmd.ExecuteContext(ctx)
 	}()

@@ -67,5 +67,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newGatewayCmd(g))
 	root.AddCommand(newTunnelClientCmd(g))
 	root.AddCommand(newPortalCmd(g))
+	root.AddCommand(newQSFSMountCmd(g))
 	return root
 }

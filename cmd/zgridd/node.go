@@ -415,6 +415,14 @@ func newManagers(f *nodeFlags, log *slog.Logger, key identity.PrivateKey, c *cli
 		ms.close()
 		return nil, err
 	}
+	if err := addZDB(ms, f, log, ov); err != nil {
+		ms.close()
+		return nil, err
+	}
+	if err := addQSFS(ms, f, log, c); err != nil {
+		ms.close()
+		return nil, err
+	}
 	return ms, nil
 }
 

@@ -100,6 +100,7 @@ func (p *nodeProc) instance() string {
 
 func (p *nodeProc) removeWorkloads() error {
 	var errs []error
+	killUnder(p.data)
 	root := filepath.Join(p.runDir, "runc")
 	if out, err := exec.Command("runc", "--root", root, "list", "-q").Output(); err == nil {
 		for _, id := range strings.Fields(string(out)) {

@@ -34,7 +34,7 @@ workloads:
 		t.Fatalf("two networks: %v", err)
 	}
 	_, err = testParser().Parse("net.yaml", []byte(base+"  - {name: x, type: network, size: 1GiB}\n"))
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size is a field of volume workloads") {
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "size is a field of volume and zdb workloads") {
 		t.Fatalf("field of another type: %v", err)
 	}
 }

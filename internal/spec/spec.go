@@ -175,6 +175,9 @@ func (s *Spec) validate(refs bool) error {
 	if err := s.validateNetworks(); err != nil {
 		return err
 	}
+	if err := s.validateStorage(); err != nil {
+		return err
+	}
 	_, err := s.Total()
 	return err
 }

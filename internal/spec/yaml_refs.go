@@ -142,7 +142,7 @@ func (c *compiler) crossCheck(ws []*yWorkload, secrets secretSet) {
 	}
 	for name, s := range secrets {
 		if !s.used && envNameRE.MatchString(name) {
-			c.errorf(s.key, join("secrets", name), "secret %s is used by no container: list it in a container's secret_env, or remove it", name)
+			c.errorf(s.key, join("secrets", name), "secret %s is used by no workload: list it in a container's secret_env (or name it as a zdb's password or a qsfs's secret), or remove it", name)
 		}
 	}
 }
@@ -156,8 +156,8 @@ func (c *compiler) checkMount(r ref, target *yWorkload) {
 		c.errorf(r.node, r.path, "no volume named %q in this spec: volume names are 1-36 of a-z 0-9 _ -", r.name)
 	case target == nil:
 		c.errorf(r.node, r.path, "no volume named %q in this spec: add a workload {name: %s, type: volume, size: ...}", r.name, r.name)
-	case target.w.Type != TypeVolume:
-		c.errorf(r.node, r.path, "%q is a %s, not a volume (%s, line %d)", r.name, target.w.Type, target.path, target.nameNode.Line)
+	case target.w.Type != TypeVolume && target.w.Type != TypeQSFS:
+		c.errorf(r.node, r.path, "%q is a %s, not a volume or qsfs (%s, line %d)", r.name, target.w.Type, target.path, target.nameNode.Line)
 	}
 }
 

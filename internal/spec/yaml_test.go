@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // testEnv is the environment the YAML tests resolve {env: VAR} against.
-var testEnv = map[string]string{"MY_TOKEN": "tok-from-env"}
+var testEnv = map[string]string{"MY_TOKEN": "tok-from-env", "ZDB_PASSWORD": "zdb-pass", "STORE_MNEMONIC": "abandon abandon"}
 
 func testParser() *YAMLParser {
 	return &YAMLParser{LookupEnv: func(k string) (string, bool) {
@@ -48,11 +48,16 @@ var refusals = []struct {
 		{"5:5", "workloads[0].imag", `unknown field "imag": did you mean "image"?`},
 		{"8:1", "colour", `unknown field "colour"`},
 	}},
-	{"field_of_other_type.yaml", []want{{"8:5", "workloads[0].size", "size is a field of volume workloads, not container"}}},
-	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container, volume, network or gateway-name`}}},
-	{"unsupported_type.yaml", []want{
-		{"4:22", "workloads[1].type", "type zdb is not supported yet"},
-		{"5:22", "workloads[2].type", "type qsfs is not supported yet"},
+	{"field_of_other_type.yaml", []want{{"8:5", "workloads[0].size", "size is a field of volume and zdb workloads, not container"}}},
+	{"unknown_type.yaml", []want{{"4:11", "workloads[0].type", `unknown type "vm": want container, volume, network, gateway-name, zdb or qsfs`}}},
+	{"storage_missing.yaml", []want{
+		{"4:5", "workloads[1].size", "missing: a zdb needs a size"},
+		{"4:5", "workloads[1].password", "missing: a zdb namespace is private"},
+		{"5:5", "workloads[2].k", "missing: how many shards rebuild a segment"},
+		{"5:5", "workloads[2].m", "missing: how many backends may be lost"},
+		{"5:5", "workloads[2].secret", "missing: name the secret holding the store's mnemonic"},
+		{"5:5", "workloads[2].password", "missing: name the secret holding the backends' password"},
+		{"5:5", "workloads[2].backends", "missing: the zdb workloads that hold the shards"},
 	}},
 	{"web.yaml", []want{
 		{"7:12", "workloads[0].image", `"nginx:latest" is not pinned by digest: use HOST/REPO@sha256:<64 hex> (zgrid image push prints one)`},
@@ -93,7 +98,7 @@ var refusals = []struct {
 	{"name_duplicate.yaml", []want{{"8:11", "workloads[1].name", `"web" is already the name of workloads[0] (line 3)`}}},
 	{"missing_fields.yaml", []want{
 		{"3:5", "workloads[0].name", "missing: every workload needs one"},
-		{"7:5", "workloads[1].type", "missing: want container, volume, network or gateway-name"},
+		{"7:5", "workloads[1].type", "missing: want container, volume, network, gateway-name, zdb or qsfs"},
 		{"9:5", "workloads[2].image", "missing"},
 		{"9:5", "workloads[2].cpu", "missing"},
 		{"9:5", "workloads[2].memory", "missing"},
@@ -122,7 +127,7 @@ var refusals = []struct {
 		{"15:34", "workloads[0].mounts[5].mode", `unknown field "mode"`},
 	}},
 	{"secret_env_undefined.yaml", []want{{"8:25", "workloads[0].secret_env[1]", `secret "PASSWORD" is not defined`}}},
-	{"secret_unused.yaml", []want{{"11:3", "secrets.SPARE", "secret SPARE is used by no container"}}},
+	{"secret_unused.yaml", []want{{"11:3", "secrets.SPARE", "secret SPARE is used by no workload"}}},
 	{"secret_sources.yaml", []want{
 		{"10:6", "secrets.A", "want exactly one of value, env or file; found 2"},
 		{"11:12", "secrets.B.env", `environment variable "UNSET_VARIABLE" is not set`},

@@ -24,6 +24,8 @@ var supportedTypes = map[string][]string{
 	TypeVolume:      volumeFields,
 	TypeGatewayName: gatewayFields,
 	TypeNetwork:     {},
+	TypeZDB:         zdbFields,
+	TypeQSFS:        qsfsFields,
 }
 
 // ref is a name used somewhere in the spec, kept for cross-checks.
@@ -86,6 +88,10 @@ func (c *compiler) workload(n *yaml.Node, wpath string) *yWorkload {
 		c.gatewayName(m, w)
 	case TypeNetwork:
 		c.setConfig(w, NetworkConfig{})
+	case TypeZDB:
+		c.zdb(m, w)
+	case TypeQSFS:
+		c.qsfs(m, w)
 	}
 	return w
 }
@@ -107,7 +113,7 @@ func (c *compiler) workloadName(m fields, w *yWorkload) (string, *yaml.Node) {
 // workloadType reads a workload's type and checks its fields against it.
 // It returns "" for a missing, unknown or unsupported type.
 func (c *compiler) workloadType(m fields, w *yWorkload) string {
-	want := "want container, volume, network or gateway-name"
+	want := "want container, volume, network, gateway-name, zdb or qsfs"
 	p, ok := c.need(m, w.node, w.path, "type", want)
 	if !ok {
 		return ""
@@ -131,12 +137,16 @@ func (c *compiler) workloadType(m fields, w *yWorkload) string {
 // fieldOwner explains a field that belongs to a workload type other than t.
 func fieldOwner(t string) func(string) string {
 	return func(k string) string {
-		for other, fs := range supportedTypes {
-			if other != t && slices.Contains(fs, k) {
-				return fmt.Sprintf("%s is a field of %s workloads, not %s", k, other, t)
+		var owners []string
+		for _, other := range AllTypes {
+			if other != t && slices.Contains(supportedTypes[other], k) {
+				owners = append(owners, other)
 			}
 		}
-		return ""
+		if len(owners) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s is a field of %s workloads, not %s", k, strings.Join(owners, " and "), t)
 	}
 }
 

@@ -34,6 +34,11 @@ type Options struct {
 	// other writers (a `zgrid store put` elsewhere); 0 means 2 s, negative
 	// never.
 	RefreshEvery time.Duration
+	// AllowOther lets users other than the mounting one use the mount
+	// (allow_other: a qsfs bind-mounted into a container whose users are
+	// other host ids). Only root may set it without /etc/fuse.conf's
+	// user_allow_other.
+	AllowOther bool
 }
 
 // loadTimeout bounds one segment fetch, so a hung backend gives EIO rather
@@ -193,7 +198,8 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			Debug:        opts.Debug,
 			// The kernel checks permissions against the stored mode and
 			// owner, as on a local file system.
-			Options: []string{"default_permissions"},
+			Options:    []string{"default_permissions"},
+			AllowOther: opts.AllowOther,
 		},
 		NullPermissions: true, // mode 0 is mode 0
 		EntryTimeout:    &at,

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package qsfs
+
+import "golang.org/x/sys/unix"
+
+// detach unmounts what is mounted at dir, if anything.
+func detach(dir string) { unix.Unmount(dir, unix.MNT_FORCE) }
