@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -120,12 +121,18 @@ func (g *globals) dial(ctx context.Context) (*client.Client, error) {
 			return nil, err
 		}
 	}
-	return client.Dial(ctx, g.ledger, client.Options{CommitTimeout: g.timeout,
+	c, err := client.Dial(ctx, g.ledger, client.Options{CommitTimeout: g.timeout,
 		TrustFile: path, TrustOptions: g.trustOptions, TrustOnFirstUse: true,
 		OnFirstUse: func(r client.TrustRoot) {
 			fmt.Fprintf(g.stderr, "zgrid: first use of the ledger at %s: trusting chain %s at block %d (hash %s), saved in %s; everything later is verified from it. To pin another block, pass --trust-options HEIGHT:HASH.\n",
 				g.ledger, r.Chain, r.Height, r.Hash, path)
 		}})
+	if errors.Is(err, client.ErrUntrusted) && g.trustFile == "" {
+		// A ledger started anew at an address used before (a fresh local
+		// grid) is another chain to the state trusted on first use.
+		return nil, fmt.Errorf("%w\n(the trusted state for %s was saved on first use in %s: if a new ledger now runs at that address, and only then, delete that file or pass --trust FILE / --grid FILE)", err, g.ledger, path)
+	}
+	return c, err
 }
 
 // defaultTrustFile is where zgrid keeps the trusted state of a ledger

@@ -61,7 +61,7 @@ workloads:
 		if err := os.WriteFile(f, []byte(spec), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "deploy", "-f", f, "--node", strconv.FormatUint(node.ID, 10))
+		out, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "deploy", "-f", f, "--node", strconv.FormatUint(node.ID, 10))
 		if err != nil {
 			t.Fatalf("deploy: %v\n%s", err, errb)
 		}

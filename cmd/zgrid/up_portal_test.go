@@ -36,7 +36,7 @@ func upPortalJourney(t *testing.T, gf *grid.File) {
 	leaf := conn.ConnectionState().PeerCertificates[0]
 	conn.Close()
 
-	out, _, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "twin", "show", "-o", "json")
+	out, _, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "twin", "show", "-o", "json")
 	var tw struct {
 		ID uint64 `json:"id"`
 	}
@@ -49,7 +49,7 @@ func upPortalJourney(t *testing.T, gf *grid.File) {
 	}
 	c := portaltest.New(t, "portal."+grid.GatewayDomain, leaf)
 	c.Journey(strings.TrimSuffix(gf.Portal.URL, "/"), tw.ID, func(token string) {
-		if _, stderr, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "passkey", "add", "--yes", token); err != nil {
+		if _, stderr, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "passkey", "add", "--yes", token); err != nil {
 			t.Fatalf("zgrid passkey add: %v\n%s", err, stderr)
 		}
 	}, string(spec), 90*time.Second)

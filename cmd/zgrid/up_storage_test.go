@@ -39,7 +39,7 @@ func deployFile(t *testing.T, gf *grid.File, c *client.Client, text string, node
 	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "deploy", "-f", f, "--node", strconv.FormatUint(node, 10))
+	out, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "deploy", "-f", f, "--node", strconv.FormatUint(node, 10))
 	if err != nil {
 		t.Fatalf("deploy: %v\n%s", err, errb)
 	}
@@ -57,7 +57,7 @@ func deployFile(t *testing.T, gf *grid.File, c *client.Client, text string, node
 // zdbStatus is `zgrid status ID -o json`'s zdbs.
 func zdbStatus(t *testing.T, gf *grid.File, id uint64) []zdb.Endpoint {
 	t.Helper()
-	out, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "status", strconv.FormatUint(id, 10), "-o", "json")
+	out, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "status", strconv.FormatUint(id, 10), "-o", "json")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, errb)
 	}
@@ -180,7 +180,7 @@ workloads:
 	for _, id := range ids {
 		idList = append(idList, strconv.FormatUint(id, 10))
 	}
-	_, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "store", "init", "--config", conf, "--from-contracts", strings.Join(idList, ","))
+	_, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "store", "init", "--config", conf, "--from-contracts", strings.Join(idList, ","))
 	if err == nil {
 		t.Fatalf("store init from this host, off the overlay, succeeded")
 	}
@@ -202,7 +202,7 @@ workloads:
 	if _, err := os.Stat(nsDir); err != nil {
 		t.Fatalf("namespace directory: %v", err)
 	}
-	if _, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "cancel", strconv.FormatUint(ids[0], 10)); err != nil {
+	if _, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "cancel", strconv.FormatUint(ids[0], 10)); err != nil {
 		t.Fatalf("cancel: %v\n%s", err, errb)
 	}
 	eventually(t, 30*time.Second, "namespace data deleted", noErr(func() (string, error) {
@@ -258,7 +258,7 @@ func sha256File(path string) (string, error) {
 // workloadState reads one workload's state and reason from zgrid status.
 func workloadState(t *testing.T, gf *grid.File, id uint64, name string) (string, string) {
 	t.Helper()
-	out, _, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "status", strconv.FormatUint(id, 10), "-o", "json")
+	out, _, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "status", strconv.FormatUint(id, 10), "-o", "json")
 	if err != nil {
 		return "", err.Error()
 	}

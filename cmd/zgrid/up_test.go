@@ -130,7 +130,7 @@ func TestUpDeployHello(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("ZGRID_PASSPHRASE", string(pass))
-	out, errb, err := run(t, "--ledger", gf.Ledger, "--key", gf.UserKey, "deploy", "-f", gf.Example)
+	out, errb, err := run(t, "--ledger", gf.Ledger, "--trust", gf.Trust, "--key", gf.UserKey, "deploy", "-f", gf.Example)
 	if err != nil {
 		t.Fatalf("deploy: %v\n%s", err, errb)
 	}
