@@ -74,6 +74,7 @@ machine you trust.`,
 	root.AddCommand(newKeyCmd(g), newTwinCmd(g), newChainCmd(g), newFarmCmd(g), newNameCmd(g), newImageCmd(g))
 	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
 	root.AddCommand(newExposeCmd(g))
+	root.AddCommand(newOSCmd(g))
 	return root
 }
 
