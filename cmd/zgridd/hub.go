@@ -15,7 +15,7 @@ import (
 )
 
 type hubFlags struct {
-	dir, listen          string
+	dir, listen, bootDir string
 	maxManifest, maxBlob string
 	maxUploads           int
 }
@@ -44,6 +44,7 @@ SIGTERM.`,
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:5000", "listen address host:port (port 0 picks a free one)")
 	fl.StringVar(&f.maxManifest, "max-manifest-size", "4MiB", "largest manifest accepted (bytes, or with KiB, MiB, GiB)")
 	fl.StringVar(&f.maxBlob, "max-blob-size", "2GiB", "largest blob (layer or config) accepted (bytes, or with KiB, MiB, GiB)")
+	fl.StringVar(&f.bootDir, "boot-dir", "", "also serve this directory's files read-only under /boot/ (what 'zgrid os build --out' writes), for machines that boot from the network")
 	fl.IntVar(&f.maxUploads, "max-uploads", hub.DefaultMaxUploads, "upload sessions in progress at once")
 	return cmd
 }
@@ -61,7 +62,7 @@ func runHub(cmd *cobra.Command, g *globals, f *hubFlags) error {
 		return err
 	}
 	log := g.logger().With("module", "hub")
-	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads})
+	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads, BootDir: f.bootDir})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	if asInit() {
+		os.Args = []string{"zgridd", "init"}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
@@ -66,5 +69,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newNodeCmd(g))
 	root.AddCommand(newGatewayCmd(g))
 	root.AddCommand(newTunnelClientCmd(g))
+	root.AddCommand(newInitCmd())
 	return root
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.boot != nil && strings.HasPrefix(r.URL.Path, "/boot/") {
+		s.boot.ServeHTTP(w, r)
+		return
+	}
 	rt, aerr := parseRoute(r.URL.Path)
 	if aerr != nil {
 		s.fail(w, r, aerr)
