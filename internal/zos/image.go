@@ -114,7 +114,7 @@ func (im *Image) open(name string) (io.ReaderAt, error) {
 // contents: entries are sorted, times and owners are zero.
 func (im *Image) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	zw, err := gzip.NewWriterLevel(cw, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
 	if err != nil {
 		return 0, err
 	}

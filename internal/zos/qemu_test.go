@@ -53,6 +53,7 @@ func buildZgridd(t *testing.T) string {
 			return
 		}
 		zgriddPath = filepath.Join(dir, "zgridd")
+		tempDirs = append(tempDirs, dir)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", zgriddPath, "github.com/zerogrid/zerogrid/cmd/zgridd")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -65,18 +66,32 @@ func buildZgridd(t *testing.T) string {
 	return zgriddPath
 }
 
-// bootImage builds a node OS image whose agent is `zgridd hub` (a daemon
-// that prints a line when it runs), for the boot tests.
+var (
+	imageOnce sync.Once
+	imageDir  string
+	imageErr  error
+)
+
+// bootImage builds, once per test run, a node OS image whose agent is
+// `zgridd hub` (a daemon that prints a line when it runs), for the boot
+// tests. They only read it.
 func bootImage(t *testing.T) string {
 	t.Helper()
 	needKernel(t)
 	needTools(t)
+	needQEMU(t)
 	zg := buildZgridd(t)
-	out := t.TempDir()
-	if _, err := Build(BuildConfig{OutDir: out, Init: zg, Agent: []string{"hub", "--dir", "/run/hub", "--listen", "127.0.0.1:5000"}}); err != nil {
-		t.Fatal(err)
+	imageOnce.Do(func() {
+		imageDir, imageErr = os.MkdirTemp("", "zos-image-")
+		tempDirs = append(tempDirs, imageDir)
+		if imageErr == nil {
+			_, imageErr = Build(BuildConfig{OutDir: imageDir, Init: zg, Agent: []string{"hub", "--dir", "/run/hub", "--listen", "127.0.0.1:5000"}})
+		}
+	})
+	if imageErr != nil {
+		t.Fatal(imageErr)
 	}
-	return out
+	return imageDir
 }
 
 // serveBoot runs a hub serving dir under /boot/ on loopback; QEMU's user
