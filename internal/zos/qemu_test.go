@@ -122,12 +122,22 @@ type vm struct {
 	log   []string
 }
 
+// vmArgs are the arguments every test machine has: no display, the
+// serial console on stdout, no devices but those the test adds.
+func vmArgs() []string {
+	return []string{"-accel", accel(), "-m", "1024", "-smp", "1", "-nographic", "-no-reboot",
+		"-serial", "stdio", "-monitor", "none", "-nodefaults"}
+}
+
 func startVM(t *testing.T, args ...string) *vm {
 	t.Helper()
-	q := needQEMU(t)
-	base := []string{"-accel", accel(), "-m", "1024", "-smp", "1", "-nographic", "-no-reboot",
-		"-serial", "stdio", "-monitor", "none", "-nodefaults"}
-	cmd := exec.Command(q, append(base, args...)...)
+	return startVMCmd(t, exec.Command(needQEMU(t), args...))
+}
+
+// startVMCmd starts cmd, a QEMU command line, with vmArgs added.
+func startVMCmd(t *testing.T, cmd *exec.Cmd) *vm {
+	t.Helper()
+	cmd.Args = append(cmd.Args, vmArgs()...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
