@@ -16,6 +16,8 @@ import (
 type osBuildFlags struct {
 	out, kernel, zgridd, release, hub, cmdline string
 	agent, modules, tools                      []string
+	uki                                        bool
+	signKey, signCert                          string
 }
 
 func newOSCmd(g *globals) *cobra.Command {
@@ -43,6 +45,9 @@ func newOSBuildCmd(g *globals) *cobra.Command {
   boot.ipxe       the iPXE script that loads the two
   zgridd          the node release PID 1 fetches, runs from memory and
                   restarts; its SHA-256 is pinned in the initramfs
+  zos.efi         with --uki: kernel, initramfs and command line in one EFI
+                  executable (systemd's stub), signed with --sign-key and
+                  --sign-cert (sbsign) for UEFI Secure Boot
 
 The image holds no shell, no login program, no package manager: the build
 refuses to write one that does, or one with an ELF whose libraries are
@@ -59,6 +64,9 @@ missing. See docs/boot.md for the boot chain and what each step checks.`,
 	fl.StringVar(&f.cmdline, "cmdline", "", "extra kernel command line for boot.ipxe")
 	fl.StringArrayVar(&f.agent, "agent-arg", nil, "one argument of the agent, zgridd ARG... (repeat; default: node)")
 	fl.StringSliceVar(&f.modules, "modules", zos.DefaultModules, "kernel modules to load at boot")
+	fl.BoolVar(&f.uki, "uki", false, "also make zos.efi, a unified kernel image for UEFI Secure Boot (needs objcopy and systemd-boot-efi)")
+	fl.StringVar(&f.signKey, "sign-key", "", "with --uki: PEM private key to sign zos.efi with (needs sbsigntool)")
+	fl.StringVar(&f.signCert, "sign-cert", "", "with --uki: PEM certificate of --sign-key, as enrolled in the firmware's db")
 	fl.StringSliceVar(&f.tools, "tools", zos.DefaultTools, "external programs to copy in with their libraries")
 	return cmd
 }
@@ -74,7 +82,13 @@ func runOSBuild(g *globals, f *osBuildFlags) error {
 			return err
 		}
 	}
-	res, err := zos.Build(zos.BuildConfig{
+	var uki *zos.UKIConfig
+	if f.uki {
+		uki = &zos.UKIConfig{SignKey: f.signKey, SignCert: f.signCert}
+	} else if f.signKey != "" || f.signCert != "" {
+		return fmt.Errorf("--sign-key and --sign-cert sign the unified kernel image: add --uki")
+	}
+	res, err := zos.Build(zos.BuildConfig{UKI: uki,
 		OutDir: f.out, Kernel: f.kernel, Init: initBin, Release: f.release, Hub: f.hub,
 		Agent: f.agent, Modules: f.modules, Tools: f.tools, Cmdline: f.cmdline,
 		Logger: slog.New(slog.NewTextHandler(g.stderr, nil)),

@@ -53,8 +53,12 @@ type BuildConfig struct {
 	// Modules (default DefaultModules) and Tools (default DefaultTools;
 	// names found on PATH, /usr/sbin or /sbin, or paths).
 	Modules, Tools []string
-	// Cmdline is appended to the kernel command line of boot.ipxe.
+	// Cmdline is appended to the kernel command line of boot.ipxe and of
+	// the unified kernel image.
 	Cmdline string
+	// UKI, if set, also makes zos.efi, the unified kernel image for UEFI
+	// Secure Boot (its Cmdline is the one above).
+	UKI *UKIConfig
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -133,8 +137,16 @@ func Build(cfg BuildConfig) (*BuildResult, error) {
 		return nil, fmt.Errorf("write initramfs: %w", err)
 	}
 	res.InitramfsBytes = cw.n
+	cmdline := strings.TrimSpace("console=ttyS0,115200 panic=10 " + cfg.Cmdline)
+	if cfg.UKI != nil {
+		u := *cfg.UKI
+		u.Cmdline = cmdline
+		if err := BuildUKI(cfg.OutDir, u); err != nil {
+			return nil, err
+		}
+	}
 	script := "#!ipxe\n" +
-		"kernel " + KernelFile + " " + strings.TrimSpace("console=ttyS0,115200 panic=10 "+cfg.Cmdline) + "\n" +
+		"kernel " + KernelFile + " " + cmdline + "\n" +
 		"initrd " + InitramfsFile + "\n" +
 		"boot\n"
 	if err := atomicfile.WriteFile(filepath.Join(cfg.OutDir, ScriptFile), []byte(script), 0o644); err != nil {
