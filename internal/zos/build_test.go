@@ -13,14 +13,14 @@ import (
 )
 
 // needKernel skips a test when Debian's cloud kernel is not installed.
-func needKernel(t *testing.T) {
+func needKernel(t testing.TB) {
 	t.Helper()
 	if _, err := findKernel("/boot", "/lib/modules", ""); err != nil {
 		t.Skipf("no kernel to build an image from (CI installs linux-image-cloud-amd64): %v", err)
 	}
 }
 
-func needTools(t *testing.T) {
+func needTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range DefaultTools {
 		if _, err := lookTool(tool); err != nil {

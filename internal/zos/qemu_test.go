@@ -19,7 +19,7 @@ import (
 // bootTimeout bounds one QEMU boot under TCG on a loaded machine.
 const bootTimeout = 4 * time.Minute
 
-func needQEMU(t *testing.T) string {
+func needQEMU(t testing.TB) string {
 	t.Helper()
 	q, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -44,7 +44,7 @@ var (
 )
 
 // buildZgridd builds a static, stripped zgridd once per test run.
-func buildZgridd(t *testing.T) string {
+func buildZgridd(t testing.TB) string {
 	t.Helper()
 	zgriddOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "zos-zgridd-")
@@ -75,7 +75,7 @@ var (
 // bootImage builds, once per test run, a node OS image whose agent is
 // `zgridd hub` (a daemon that prints a line when it runs), for the boot
 // tests. They only read it.
-func bootImage(t *testing.T) string {
+func bootImage(t testing.TB) string {
 	t.Helper()
 	needKernel(t)
 	needTools(t)
@@ -96,7 +96,7 @@ func bootImage(t *testing.T) string {
 
 // serveBoot runs a hub serving dir under /boot/ on loopback; QEMU's user
 // network shows it to the guest as 10.0.2.2:PORT.
-func serveBoot(t *testing.T, dir string) int {
+func serveBoot(t testing.TB, dir string) int {
 	t.Helper()
 	srv, err := hub.New(hub.Config{Dir: t.TempDir(), BootDir: dir})
 	if err != nil {
@@ -129,13 +129,13 @@ func vmArgs() []string {
 		"-serial", "stdio", "-monitor", "none", "-nodefaults"}
 }
 
-func startVM(t *testing.T, args ...string) *vm {
+func startVM(t testing.TB, args ...string) *vm {
 	t.Helper()
 	return startVMCmd(t, exec.Command(needQEMU(t), args...))
 }
 
 // startVMCmd starts cmd, a QEMU command line, with vmArgs added.
-func startVMCmd(t *testing.T, cmd *exec.Cmd) *vm {
+func startVMCmd(t testing.TB, cmd *exec.Cmd) *vm {
 	t.Helper()
 	cmd.Args = append(cmd.Args, vmArgs()...)
 	out, err := cmd.StdoutPipe()
@@ -180,7 +180,7 @@ func (v *vm) console() string {
 
 // waitFor reads the console until a line contains want; a line containing
 // any of fatal fails the test at once.
-func (v *vm) waitFor(t *testing.T, want string, fatal ...string) string {
+func (v *vm) waitFor(t testing.TB, want string, fatal ...string) string {
 	t.Helper()
 	timer := time.NewTimer(bootTimeout)
 	defer timer.Stop()
@@ -206,7 +206,7 @@ func (v *vm) waitFor(t *testing.T, want string, fatal ...string) string {
 }
 
 // never checks that no line matching bad arrives within d.
-func (v *vm) never(t *testing.T, d time.Duration, bad ...string) {
+func (v *vm) never(t testing.TB, d time.Duration, bad ...string) {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
@@ -273,4 +273,24 @@ func TestBootRefusesTamperedRelease(t *testing.T) {
 	}
 	v.waitFor(t, "next agent attempt", append(panics, "node agent started")...)
 	v.waitFor(t, "REFUSED node release", append(panics, "node agent started")...)
+}
+
+// BenchmarkBootDirect measures a cold boot of the image in QEMU (KVM when
+// /dev/kvm exists, else TCG; see the log line) from QEMU's start to the
+// PID 1 milestones, reported as seconds. Run with -benchtime=1x.
+func BenchmarkBootDirect(b *testing.B) {
+	dir := bootImage(b)
+	port := serveBoot(b, dir)
+	b.Logf("accelerator: %s", accel())
+	for b.Loop() {
+		v := startVM(b, directBoot(dir, port)...)
+		mark := func(want, metric string) {
+			v.waitFor(b, want, panics...)
+			b.ReportMetric(time.Since(v.start).Seconds(), metric)
+		}
+		mark("Zero-OS init starting", "s-to-init")
+		mark("network up", "s-to-network")
+		mark("node agent started from memory", "s-to-agent")
+		v.cmd.Process.Kill()
+	}
 }

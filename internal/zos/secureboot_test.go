@@ -19,7 +19,7 @@ const (
 	snakeoilCert = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
 )
 
-func needSecureBoot(t *testing.T) {
+func needSecureBoot(t testing.TB) {
 	t.Helper()
 	for _, f := range []string{ovmfCode, ovmfVars, snakeoilKey, snakeoilCert, DefaultUKIStub} {
 		if _, err := os.Stat(f); err != nil {
@@ -36,7 +36,7 @@ func needSecureBoot(t *testing.T) {
 // secureBootVM boots dir/zos.efi from the network under OVMF with Secure
 // Boot on: the firmware's own PXE (no iPXE ROM) fetches it over TFTP from
 // QEMU's user network and runs it only if its signature checks against db.
-func secureBootVM(t *testing.T, dir string) *vm {
+func secureBootVM(t testing.TB, dir string) *vm {
 	t.Helper()
 	vars := filepath.Join(t.TempDir(), "vars.fd")
 	data, err := os.ReadFile(ovmfVars)
@@ -57,7 +57,7 @@ func secureBootVM(t *testing.T, dir string) *vm {
 
 // ukiDir makes a directory holding the image's files and a unified kernel
 // image whose signed command line points PID 1 at the hub on port.
-func ukiDir(t *testing.T, port int, sign bool) string {
+func ukiDir(t testing.TB, port int, sign bool) string {
 	t.Helper()
 	img := bootImage(t)
 	dir := t.TempDir()
