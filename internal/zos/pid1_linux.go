@@ -35,7 +35,7 @@ var mounts = []struct {
 // cannot go on (an unreadable boot config) waits forever rather than exit,
 // because the kernel panics when PID 1 exits.
 func RunPID1() {
-	console := openConsole()
+	console := os.Stdout // the kernel opened /dev/console as fds 0–2
 	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: slog.LevelInfo})).With("zos", "init")
 	log.Info("Zero-OS init starting", "pid", os.Getpid())
 	if err := runPID1(log, console); err != nil {
@@ -59,6 +59,9 @@ func runPID1(log *slog.Logger, console *os.File) error {
 		}
 	}
 	log.Info("filesystems mounted")
+	if err := closeInput(); err != nil {
+		return fmt.Errorf("replace the console input with /dev/null: %w", err)
+	}
 	lockConsole(log)
 	f, err := os.Open(BootConfigPath)
 	if err != nil {
@@ -97,19 +100,20 @@ func runPID1(log *slog.Logger, console *os.File) error {
 	return sup.Run(ctx)
 }
 
-// openConsole returns the console for the log. The kernel opened
-// /dev/console as fds 0–2 from its built-in initramfs; stdin is replaced by
-// /dev/null so nothing typed on the console reaches any process.
-func openConsole() *os.File {
-	if null, err := os.Open("/dev/null"); err == nil {
-		unix.Dup2(int(null.Fd()), 0)
-		null.Close()
+// closeInput replaces stdin, the console, with /dev/null (which exists
+// once devtmpfs is mounted), so that nothing typed on the console reaches
+// PID 1 or any process it starts.
+func closeInput() error {
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		return err
 	}
-	return os.Stdout
+	defer null.Close()
+	return unix.Dup2(int(null.Fd()), 0)
 }
 
-// lockConsole turns off the console's ways in: Ctrl-Alt-Del becomes a
-// signal PID 1 ignores instead of a reboot, and the magic SysRq keys (a
+// lockConsole turns off the console's other ways in: Ctrl-Alt-Del becomes
+// a signal PID 1 ignores instead of a reboot, and the magic SysRq keys (a
 // serial break followed by a letter) are disabled.
 func lockConsole(log *slog.Logger) {
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF); err != nil {
@@ -118,6 +122,7 @@ func lockConsole(log *slog.Logger) {
 	if err := os.WriteFile("/proc/sys/kernel/sysrq", []byte("0\n"), 0o644); err != nil {
 		log.Warn("cannot disable SysRq", "err", err)
 	}
+	log.Info("console locked: output only, no input, no Ctrl-Alt-Del, no SysRq")
 }
 
 // loadModules loads the kernel modules in order. A module that fails is
