@@ -58,9 +58,9 @@ type BuildConfig struct {
 	Cmdline string
 	// UKI, if set, also makes zos.efi, the unified kernel image for UEFI
 	// Secure Boot (its Cmdline is the one above).
-	UKI *UKIConfig
-	Now     func() time.Time
-	Logger  *slog.Logger
+	UKI    *UKIConfig
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // BuildResult describes a built image.
