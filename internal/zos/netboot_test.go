@@ -24,6 +24,9 @@ var (
 	bootMask     = net.CIDRMask(24, 32)
 )
 
+// bootLease is short, so that the test sees PID 1 renew it.
+const bootLease = 20 // seconds
+
 // bootDHCP answers every DISCOVER and REQUEST on the boot network with
 // bootClientIP and the iPXE script's URL as the boot file: Debian's
 // ipxe-qemu ROM takes an http:// boot file name as a script to fetch.
@@ -45,7 +48,7 @@ func bootDHCP(t *testing.T, ns, ifname, script string) {
 			dhcpv4.WithServerIP(bootServerIP),
 			dhcpv4.WithNetmask(bootMask),
 			dhcpv4.WithRouter(bootServerIP),
-			dhcpv4.WithLeaseTime(3600),
+			dhcpv4.WithLeaseTime(bootLease),
 			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(bootServerIP)),
 		)
 		if err != nil {
@@ -134,4 +137,5 @@ func TestNetworkBoot(t *testing.T) {
 	v.waitFor(t, "network up", panics...)
 	v.waitFor(t, "node agent started from memory", append(panics, "REFUSED")...)
 	v.waitFor(t, "hub ready: http://127.0.0.1:5000", panics...)
+	v.waitFor(t, "DHCP lease renewed", append(panics, "DHCP renewal failed")...)
 }

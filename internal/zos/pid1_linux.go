@@ -81,11 +81,12 @@ func runPID1(log *slog.Logger, console *os.File) error {
 	reaper := NewReaper(log)
 	go reaper.Run(ctx)
 	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
-		if _, err := networkUp(ctx, log); err == nil {
+		lease, err := networkUp(ctx, log)
+		if err == nil {
+			go lease.keep(ctx, log)
 			break
-		} else {
-			log.Error("network not up; retrying", "err", err, "in", delay.String())
 		}
+		log.Error("network not up; retrying", "err", err, "in", delay.String())
 		time.Sleep(delay)
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
