@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,9 +143,11 @@ func TestNetworkBoot(t *testing.T) {
 	// Nothing on the booted node listens on TCP from the outside: every
 	// port answers with a refusal. (Its agent here, a hub, listens on the
 	// node's loopback only.)
-	// The scan sees an open port: the hub's, on the boot server.
-	if open, _ := scanTCP(t, ns, bootServerIP); fmt.Sprint(open) != "[80]" {
-		t.Fatalf("scan of the boot server finds %v open, want [80]: the scan cannot be trusted", open)
+	// The scan sees an open port: the hub's, on the boot server. (A scan
+	// of a local address may also see a socket connected to itself, so
+	// only port 80's presence is checked.)
+	if open, _ := scanTCP(t, ns, bootServerIP); !slices.Contains(open, 80) {
+		t.Fatalf("scan of the boot server finds %v open, not the hub's port 80: the scan cannot be trusted", open)
 	}
 	open, silent := scanTCP(t, ns, bootClientIP)
 	if len(open) > 0 || silent > 0 {
