@@ -3,7 +3,6 @@ package zos
 import (
 	"bytes"
 	"debug/elf"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -173,6 +172,3 @@ func hostOpener(name string) (io.ReaderAt, error) {
 
 // errNotInImage is what an image opener returns for a missing path.
 var errNotInImage = fmt.Errorf("not in the image: %w", os.ErrNotExist)
-
-// isNotExist reports a missing file from either opener.
-func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
