@@ -76,6 +76,7 @@ machine you trust.`,
 	root.AddCommand(newEventsCmd(g), newDeployCmd(g), newUpdateCmd(g), newStatusCmd(g), newCancelCmd(g), newUpCmd(g), newStoreCmd(g))
 	root.AddCommand(newExposeCmd(g))
 	root.AddCommand(newPasskeyCmd(g), newLoginCmd(g))
+	root.AddCommand(newOSCmd(g))
 	return root
 }
 

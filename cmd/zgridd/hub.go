@@ -18,7 +18,7 @@ import (
 )
 
 type hubFlags struct {
-	dir, listen          string
+	dir, listen, bootDir string
 	releaseRoot          string
 	maxManifest, maxBlob string
 	maxUploads           int
@@ -56,6 +56,7 @@ SIGTERM.`,
 	fl.StringVar(&f.maxManifest, "max-manifest-size", "4MiB", "largest manifest accepted (bytes, or with KiB, MiB, GiB)")
 	fl.StringVar(&f.maxBlob, "max-blob-size", "2GiB", "largest blob (layer or config) accepted (bytes, or with KiB, MiB, GiB)")
 	fl.StringVar(&f.releaseRoot, "release-root", "", "root metadata of the release repository whose pushes this hub takes (from 'zgrid release init')")
+	fl.StringVar(&f.bootDir, "boot-dir", "", "also serve this directory's files read-only under /boot/ (what 'zgrid os build --out' writes), for machines that boot from the network")
 	fl.IntVar(&f.maxUploads, "max-uploads", hub.DefaultMaxUploads, "upload sessions in progress at once")
 	return cmd
 }
@@ -79,7 +80,7 @@ func runHub(cmd *cobra.Command, g *globals, f *hubFlags) error {
 			return fmt.Errorf("--release-root: %w", err)
 		}
 	}
-	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads, Release: rel})
+	srv, err := hub.New(hub.Config{Dir: f.dir, Logger: log, MaxManifestBytes: maxManifest, MaxBlobBytes: maxBlob, MaxUploads: f.maxUploads, Release: rel, BootDir: f.bootDir})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	if asInit() {
+		os.Args = []string{"zgridd", "init"}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
@@ -68,5 +71,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newTunnelClientCmd(g))
 	root.AddCommand(newPortalCmd(g))
 	root.AddCommand(newQSFSMountCmd(g))
+	root.AddCommand(newInitCmd())
 	return root
 }

@@ -29,6 +29,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Release.ServeHTTP(w, r)
 		return
 	}
+	if s.boot != nil && strings.HasPrefix(r.URL.Path, "/boot/") {
+		s.boot.ServeHTTP(w, r)
+		return
+	}
 	rt, aerr := parseRoute(r.URL.Path)
 	if aerr != nil {
 		s.fail(w, r, aerr)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Config struct {
 	// UploadIdle is how long an upload session may go without a request
 	// before it is discarded.
 	UploadIdle time.Duration
+	// BootDir, if set, is served read-only under /boot/: the files a
+	// machine boots from the network (see docs/boot.md).
+	BootDir string
 	// Now is the clock, Rand the source of upload ids (time.Now and
 	// crypto/rand by default).
 	Now  func() time.Time
@@ -86,6 +90,7 @@ type Server struct {
 	uploads   *uploads
 	registry  http.Handler
 	http      *http.Server
+	boot      *bootFiles // nil without Config.BootDir
 
 	mu       sync.Mutex
 	addr     net.Addr
@@ -109,6 +114,13 @@ func New(cfg Config) (*Server, error) {
 	s.manifests = &manifestStore{repos: filepath.Join(cfg.Dir, reposDir), blobs: s.blobs, max: cfg.MaxManifestBytes}
 	s.uploads = &uploads{dir: tmp, blobs: s.blobs, limit: cfg.MaxUploads, idle: cfg.UploadIdle,
 		now: cfg.Now, rand: cfg.Rand, sessions: map[string]*session{}}
+	if cfg.BootDir != "" {
+		root, err := os.OpenRoot(cfg.BootDir)
+		if err != nil {
+			return nil, fmt.Errorf("hub boot directory: %w", err)
+		}
+		s.boot = &bootFiles{root: root, hub: s}
+	}
 	s.registry = registry.New(
 		registry.WithBlobHandler(s.blobs),
 		registry.Logger(slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)),
@@ -205,6 +217,9 @@ func (s *Server) Addr() net.Addr {
 // Everything stored is already durable; uploads in progress are lost.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.boot != nil {
+		s.boot.root.Close()
+	}
 	s.mu.Lock()
 	done := s.finished
 	s.mu.Unlock()
