@@ -196,9 +196,7 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			Debug:        opts.Debug,
-			// The kernel checks permissions against the stored mode and
-			// owner, as on a local file system.
-			Options:    []string{"default_permissions"},
+			Options:    permissionOptions(opts),
 			AllowOther: opts.AllowOther,
 		},
 		NullPermissions: true, // mode 0 is mode 0
@@ -302,4 +300,18 @@ func (f *FS) setRoot(a catalog.Attr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.root.Apply(a, time.Now())
+}
+
+// permissionOptions: a mount for its own user has the kernel check
+// permissions against the stored mode and owner, as on a local file system.
+// A mount shared with another user namespace (AllowOther: a qsfs
+// bind-mounted into a container, whose root is an unprivileged host uid)
+// does not: the stored owners are host uids the container's users are not,
+// and the container is the only user that reaches the mount (its host
+// mount point is inside the node's private data directory).
+func permissionOptions(opts Options) []string {
+	if opts.AllowOther {
+		return nil
+	}
+	return []string{"default_permissions"}
 }
