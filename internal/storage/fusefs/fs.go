@@ -196,8 +196,8 @@ func Mount(dir string, st *catalog.Store, opts Options) (*Server, error) {
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
 			Debug:        opts.Debug,
-			Options:    permissionOptions(opts),
-			AllowOther: opts.AllowOther,
+			Options:      permissionOptions(opts),
+			AllowOther:   opts.AllowOther,
 		},
 		NullPermissions: true, // mode 0 is mode 0
 		EntryTimeout:    &at,
