@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,6 +62,11 @@ func addQSFS(ms *managers, f *nodeFlags, log *slog.Logger, c *client.Client) err
 func newQSFS(f *nodeFlags, log *slog.Logger, c *client.Client) (*qsfs.Manager, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
 		return nil, &workload.UnavailableError{Type: spec.TypeQSFS, Reason: "qsfs mounts need root and /dev/fuse"}
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		if _, err := exec.LookPath("fusermount"); err != nil {
+			return nil, &workload.UnavailableError{Type: spec.TypeQSFS, Reason: "fusermount3 is not installed (Debian package fuse3)"}
+		}
 	}
 	return qsfs.New(qsfs.Config{DataDir: f.data, Log: log.With("workload", "qsfs"), Clock: workload.SystemClock{},
 		Command: qsfsCommand, Resolve: qsfs.LedgerResolver(c, c.Chain())})

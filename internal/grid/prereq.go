@@ -80,7 +80,9 @@ var requirements = []requirement{
 	{what: "losetup", why: "nodes loop-mount volumes", pkg: "mount"},
 	{what: "mount", why: "nodes mount volumes", pkg: "mount"},
 	{what: "nft", why: "nodes filter private networks with it", pkg: "nftables"},
+	{what: "fusermount3", why: "nodes mount qsfs storage with it", pkg: "fuse3"},
 	{what: "/dev/net/tun", why: "the nodes' encrypted overlay", fix: "load the tun module: `modprobe tun`"},
+	{what: "/dev/fuse", why: "nodes mount qsfs storage", fix: "load the fuse module: `modprobe fuse`"},
 	{what: "/dev/loop-control", why: "nodes loop-mount volumes", fix: "load the loop module: `modprobe loop`"},
 }
 
