@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -208,13 +209,7 @@ func (h *Handler) apply(ctx context.Context, files map[string][]byte) (int, erro
 	}
 	// Targets first, timestamp last: a reader never finds a named file
 	// missing.
-	order := slices.SortedFunc(func(yield func(string) bool) {
-		for k := range fresh {
-			if !yield(k) {
-				return
-			}
-		}
-	}, func(a, b string) int { return pushRank(a) - pushRank(b) })
+	order := slices.SortedFunc(maps.Keys(fresh), func(a, b string) int { return pushRank(a) - pushRank(b) })
 	for _, name := range order {
 		if err := atomicfile.WriteFile(filepath.Join(h.Dir, filepath.FromSlash(name)), fresh[name], 0o644); err != nil {
 			return 0, err
